@@ -1,0 +1,250 @@
+package ambassador
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/itemq/itemq/internal/source"
+	"github.com/itemq/itemq/itemapi"
+)
+
+// NDJSONContentType is the content type of a watch stream.
+const NDJSONContentType = "application/x-ndjson"
+
+func (s *server) handleList(c echo.Context) error {
+	q := c.Request().URL.Query()
+	if w := q.Get("watch"); w != "" {
+		watch, err := strconv.ParseBool(w)
+		if err != nil {
+			return itemapi.NewStatus(itemapi.ReasonBadRequest, "watch=%q: want true or false", w)
+		}
+		if watch {
+			return s.handleWatch(c)
+		}
+	}
+	opts := source.ListOptions{Continue: q.Get("continue")}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			return itemapi.NewStatus(itemapi.ReasonBadRequest, "limit=%q: want a whole number ≥ 0", l)
+		}
+		opts.Limit = n
+	}
+	list, err := s.src.List(c.Request().Context(), opts)
+	if err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, list)
+}
+
+func (s *server) handleGet(c echo.Context) error {
+	name, err := itemName(c)
+	if err != nil {
+		return err
+	}
+	it, err := s.src.Get(c.Request().Context(), name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, it)
+}
+
+func (s *server) handleSubmit(c echo.Context) error {
+	limit := s.src.MaxSubmitBytes()
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, limit+1))
+	if err != nil {
+		return itemapi.NewStatus(itemapi.ReasonBadRequest, "read body: %v", err)
+	}
+	if int64(len(body)) > limit {
+		return itemapi.NewStatus(itemapi.ReasonTooLarge, "body is more than the limit of %d bytes", limit)
+	}
+	it, err := s.src.Submit(c.Request().Context(), body)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Location", itemapi.ItemPath(it.Name))
+	s.log.Info("item submitted", "item", it.Name, "bytes", len(body))
+	return writeJSON(c, http.StatusCreated, it)
+}
+
+func (s *server) handleAck(c echo.Context) error {
+	name, err := itemName(c)
+	if err != nil {
+		return err
+	}
+	raw := c.QueryParam("outcome")
+	if raw == "" {
+		raw = string(itemapi.Succeeded)
+	}
+	outcome, err := itemapi.ParseOutcome(raw)
+	if err != nil {
+		return itemapi.NewStatus(itemapi.ReasonBadRequest, "%v", err)
+	}
+	if err := s.src.Ack(c.Request().Context(), name, outcome); err != nil {
+		return err
+	}
+	s.log.Info("item acknowledged", "item", name, "outcome", outcome)
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *server) handleWatch(c echo.Context) error {
+	// Watch streams end when the client goes, or when the server shuts down.
+	ctx, cancel := context.WithCancel(c.Request().Context())
+	defer cancel()
+	stop := context.AfterFunc(s.shutdown, cancel)
+	defer stop()
+
+	events, err := s.src.Watch(ctx)
+	if err != nil {
+		return err
+	}
+	s.metrics.watchClients.Inc()
+	defer s.metrics.watchClients.Dec()
+
+	w := c.Response()
+	// A watch is long-lived: lift the server's write deadline for it.
+	_ = http.NewResponseController(w.Writer).SetWriteDeadline(time.Time{})
+	w.Header().Set(echo.HeaderContentType, NDJSONContentType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	enc := json.NewEncoder(bw)
+	flush := func() bool {
+		if bw.Flush() != nil {
+			return false
+		}
+		w.Flush()
+		return true
+	}
+	if !flush() {
+		return nil
+	}
+	hb := time.NewTicker(s.heartbeat)
+	defer hb.Stop()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				flush()
+				return nil
+			}
+			if enc.Encode(ev) != nil {
+				return nil
+			}
+			// Batch whatever else is ready before flushing.
+		drain:
+			for i := 0; i < 1024; i++ {
+				select {
+				case ev, ok := <-events:
+					if !ok {
+						flush()
+						return nil
+					}
+					if enc.Encode(ev) != nil {
+						return nil
+					}
+				default:
+					break drain
+				}
+			}
+			if !flush() {
+				return nil
+			}
+			hb.Reset(s.heartbeat)
+		case <-hb.C:
+			if enc.Encode(itemapi.WatchEvent{Type: itemapi.Heartbeat}) != nil || !flush() {
+				return nil
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func (s *server) handleHealthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) handleReadyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 5*time.Second)
+	defer cancel()
+	if err := s.src.Ready(ctx); err != nil {
+		return itemapi.NewStatus(itemapi.ReasonUnavailable, "source not ready: %v", err)
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// itemName reads the item name from the request path: everything after
+// /v1/items/, path-unescaped (so %2F is a "/" inside the name).
+func itemName(c echo.Context) (string, error) {
+	raw := c.Request().URL.EscapedPath()
+	rest, ok := strings.CutPrefix(raw, "/v1/items/")
+	if !ok {
+		return "", itemapi.NewStatus(itemapi.ReasonNotFound, "no such route")
+	}
+	name, err := url.PathUnescape(rest)
+	if err != nil {
+		return "", itemapi.NewStatus(itemapi.ReasonBadRequest, "item name %q: bad escaping", rest)
+	}
+	if err := itemapi.ValidateName(name); err != nil {
+		return "", itemapi.NewStatus(itemapi.ReasonBadRequest, "%v", err)
+	}
+	return name, nil
+}
+
+func writeJSON(c echo.Context, code int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return c.Blob(code, echo.MIMEApplicationJSON, b)
+}
+
+// errorHandler answers every error with a Status document.
+func (s *server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	st := toStatus(err)
+	if st.Code >= 500 {
+		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.EscapedPath(), "err", err)
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(st.Code)
+		return
+	}
+	_ = writeJSON(c, st.Code, st)
+}
+
+// toStatus converts any error to the contract's Status document.
+func toStatus(err error) *itemapi.Status {
+	var st *itemapi.Status
+	if errors.As(err, &st) {
+		return st
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		msg := http.StatusText(he.Code)
+		if m, ok := he.Message.(string); ok && m != "" {
+			msg = m
+		}
+		r := itemapi.ReasonForCode(he.Code)
+		return &itemapi.Status{Kind: itemapi.KindStatus, APIVersion: itemapi.APIVersion, Code: r.HTTPCode(), Reason: r, Message: strings.ToLower(msg[:1]) + msg[1:]}
+	}
+	r := itemapi.ReasonOf(err)
+	if r == "" {
+		r = itemapi.ReasonInternal
+	}
+	return &itemapi.Status{Kind: itemapi.KindStatus, APIVersion: itemapi.APIVersion, Code: r.HTTPCode(), Reason: r, Message: err.Error()}
+}

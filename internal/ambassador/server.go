@@ -1,0 +1,177 @@
+// Package ambassador is the HTTP server of every itemq ambassador: the v1
+// item API of itemapi over a source.Source, with health, readiness and
+// Prometheus metrics, JSON logs and graceful shutdown. Each ambassador's
+// main.go is one call to Main with the function that opens its driver.
+package ambassador
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/itemq/itemq/internal/config"
+	"github.com/itemq/itemq/internal/logging"
+	"github.com/itemq/itemq/internal/source"
+	"github.com/itemq/itemq/internal/version"
+)
+
+// Config is the part of an ambassador's configuration every ambassador
+// shares. Drivers read their own variables (DIR_*, BUCKET_*, KAFKA_*).
+type Config struct {
+	Addr            string        `env:"ITEMQ_ADDR" envDefault:"127.0.0.1:8080"`
+	LogLevel        string        `env:"ITEMQ_LOG_LEVEL" envDefault:"info"`
+	LogFormat       string        `env:"ITEMQ_LOG_FORMAT" envDefault:"json"`
+	Heartbeat       time.Duration `env:"ITEMQ_WATCH_HEARTBEAT" envDefault:"15s"`
+	ShutdownTimeout time.Duration `env:"ITEMQ_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+}
+
+// OpenFunc opens an ambassador's source from its environment. The source
+// lives until ctx ends; Run closes it.
+type OpenFunc func(ctx context.Context, environ []string, log *slog.Logger) (*source.Source, error)
+
+// Main runs an ambassador as a process: signals cancel it, and errors end it
+// with exit code 1 (2 for bad usage).
+func Main(binary string, open OpenFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := Run(ctx, binary, os.Args[1:], os.Environ(), os.Stdout, os.Stderr, open)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", binary, err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ error }
+
+// Run is an ambassador's whole life: read the configuration, open the
+// source, serve until ctx ends, shut down gracefully.
+func Run(ctx context.Context, binary string, args, environ []string, stdout, stderr io.Writer, open OpenFunc) error {
+	for _, a := range args {
+		switch a {
+		case "--version", "-version", "version":
+			fmt.Fprintln(stdout, version.String(binary))
+			return nil
+		case "-h", "--help", "help":
+			fmt.Fprintf(stdout, "usage: %s [--version]\n\nConfigured by environment variables; see the README's table.\n", binary)
+			return nil
+		default:
+			return usageError{fmt.Errorf("unknown argument %q (configuration comes from the environment)", a)}
+		}
+	}
+	var cfg Config
+	if err := config.Parse(&cfg, environ); err != nil {
+		return usageError{err}
+	}
+	if cfg.Heartbeat <= 0 {
+		return usageError{fmt.Errorf("ITEMQ_WATCH_HEARTBEAT=%v: must be positive", cfg.Heartbeat)}
+	}
+	log, err := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return usageError{err}
+	}
+	log = log.With("binary", binary)
+
+	src, err := open(ctx, environ, log)
+	if err != nil {
+		return fmt.Errorf("open source: %w", err)
+	}
+	defer src.Close()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	return Serve(ctx, ln, src, log, binary, cfg)
+}
+
+// Serve answers the item API on ln until ctx ends, then shuts down: new
+// connections are refused, watch streams end, requests in flight finish
+// within cfg.ShutdownTimeout.
+func Serve(ctx context.Context, ln net.Listener, src *source.Source, log *slog.Logger, binary string, cfg Config) error {
+	h, shutdownWatches := NewHandler(src, log, binary, cfg.Heartbeat)
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "version", version.Version)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		shutdownWatches()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownWatches()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+type server struct {
+	src       *source.Source
+	log       *slog.Logger
+	metrics   *metrics
+	heartbeat time.Duration
+	shutdown  context.Context
+}
+
+// NewHandler returns the ambassador's HTTP handler over src, and a function
+// that ends every watch stream (for shutdown).
+func NewHandler(src *source.Source, log *slog.Logger, binary string, heartbeat time.Duration) (http.Handler, func()) {
+	shutdown, cancel := context.WithCancel(context.Background())
+	s := &server{src: src, log: log, metrics: newMetrics(binary, src), heartbeat: heartbeat, shutdown: shutdown}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(s.observe)
+	s.routes(e)
+	return e, cancel
+}
+
+// observe records metrics and a debug log line per request.
+func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		method := c.Request().Method
+		code := c.Response().Status
+		watch := c.Request().URL.Query().Get("watch") == "true"
+		if !watch {
+			s.metrics.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+		}
+		s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+		s.log.Debug("request", "method", method, "path", c.Request().URL.EscapedPath(), "code", code, "dur", time.Since(start))
+		return nil
+	}
+}

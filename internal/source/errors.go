@@ -1,0 +1,41 @@
+package source
+
+import (
+	"fmt"
+
+	"github.com/itemq/itemq/itemapi"
+)
+
+// Error is an error of a Source operation, classified by Reason.
+type Error struct {
+	Op     string // list, get, watch, submit, ack, ready
+	Name   string // the item, when there is one
+	Reason itemapi.Reason
+	Err    error
+}
+
+func (e *Error) Error() string {
+	var prefix string
+	switch {
+	case e.Op != "" && e.Name != "":
+		prefix = fmt.Sprintf("%s %q: ", e.Op, e.Name)
+	case e.Op != "":
+		prefix = e.Op + ": "
+	}
+	return prefix + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrorReason makes Error an itemapi.Reasoner.
+func (e *Error) ErrorReason() itemapi.Reason { return e.Reason }
+
+// Errorf returns an error with a reason, for drivers to return.
+func Errorf(reason itemapi.Reason, format string, args ...any) error {
+	return &Error{Reason: reason, Err: fmt.Errorf(format, args...)}
+}
+
+// NotFound is the error drivers return for an item that is not there.
+func NotFound(name string) error {
+	return &Error{Reason: itemapi.ReasonNotFound, Err: fmt.Errorf("item %q not found", name)}
+}
