@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -209,42 +208,4 @@ func writeJSON(c echo.Context, code int, v any) error {
 		return err
 	}
 	return c.Blob(code, echo.MIMEApplicationJSON, b)
-}
-
-// errorHandler answers every error with a Status document.
-func (s *server) errorHandler(err error, c echo.Context) {
-	if c.Response().Committed {
-		return
-	}
-	st := toStatus(err)
-	if st.Code >= 500 {
-		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.EscapedPath(), "err", err)
-	}
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(st.Code)
-		return
-	}
-	_ = writeJSON(c, st.Code, st)
-}
-
-// toStatus converts any error to the contract's Status document.
-func toStatus(err error) *itemapi.Status {
-	var st *itemapi.Status
-	if errors.As(err, &st) {
-		return st
-	}
-	var he *echo.HTTPError
-	if errors.As(err, &he) {
-		msg := http.StatusText(he.Code)
-		if m, ok := he.Message.(string); ok && m != "" {
-			msg = m
-		}
-		r := itemapi.ReasonForCode(he.Code)
-		return &itemapi.Status{Kind: itemapi.KindStatus, APIVersion: itemapi.APIVersion, Code: r.HTTPCode(), Reason: r, Message: strings.ToLower(msg[:1]) + msg[1:]}
-	}
-	r := itemapi.ReasonOf(err)
-	if r == "" {
-		r = itemapi.ReasonInternal
-	}
-	return &itemapi.Status{Kind: itemapi.KindStatus, APIVersion: itemapi.APIVersion, Code: r.HTTPCode(), Reason: r, Message: err.Error()}
 }

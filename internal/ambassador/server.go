@@ -21,6 +21,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/itemq/itemq/internal/config"
+	"github.com/itemq/itemq/internal/httpapi"
 	"github.com/itemq/itemq/internal/logging"
 	"github.com/itemq/itemq/internal/source"
 	"github.com/itemq/itemq/internal/version"
@@ -143,10 +144,7 @@ type server struct {
 func NewHandler(src *source.Source, log *slog.Logger, binary string, heartbeat time.Duration) (http.Handler, func()) {
 	shutdown, cancel := context.WithCancel(context.Background())
 	s := &server{src: src, log: log, metrics: newMetrics(binary, src), heartbeat: heartbeat, shutdown: shutdown}
-	e := echo.New()
-	e.HideBanner = true
-	e.HidePort = true
-	e.HTTPErrorHandler = s.errorHandler
+	e := httpapi.New(log)
 	e.Use(s.observe)
 	s.routes(e)
 	return e, cancel

@@ -1,0 +1,401 @@
+package queue_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/itemq/itemq/internal/queue"
+	"github.com/itemq/itemq/internal/queue/local"
+	"github.com/itemq/itemq/internal/source"
+	"github.com/itemq/itemq/internal/source/memsource"
+	"github.com/itemq/itemq/internal/testutil"
+	"github.com/itemq/itemq/itemapi"
+)
+
+// scripted is a Launcher whose attempts do what a function says.
+type scripted struct {
+	mu    sync.Mutex
+	runs  map[string]int // item → attempts launched
+	codes func(item string, attempt int) int
+	block map[string]chan struct{} // items whose attempts wait until closed (or ctx ends)
+}
+
+func newScripted(codes func(string, int) int) *scripted {
+	return &scripted{runs: map[string]int{}, codes: codes, block: map[string]chan struct{}{}}
+}
+
+func (s *scripted) Launch(ctx context.Context, a *local.Attempt) (int, error) {
+	s.mu.Lock()
+	s.runs[a.Item.Name]++
+	n := s.runs[a.Item.Name]
+	b := s.block[a.Item.Name]
+	s.mu.Unlock()
+	if b != nil {
+		select {
+		case <-b:
+		case <-ctx.Done():
+			return -1, ctx.Err()
+		}
+	}
+	// The item file is where the contract says, with the item in it.
+	raw, err := os.ReadFile(a.ItemFile)
+	if err != nil {
+		return -1, err
+	}
+	var it itemapi.Item
+	if err := json.Unmarshal(raw, &it); err != nil || it.Validate() != nil || it.Name != a.Item.Name {
+		return -1, fmt.Errorf("bad item file %s: %v", raw, err)
+	}
+	return s.codes(a.Item.Name, n), nil
+}
+
+func (s *scripted) count(item string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runs[item]
+}
+
+type env struct {
+	t      *testing.T
+	mem    *memsource.Driver
+	src    *source.Source
+	runner *local.Runner
+	m      *queue.Manager
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, mem *memsource.Driver, stateDir string, l local.Launcher, tune func(*queue.Config, *local.Config)) *env {
+	t.Helper()
+	src := source.New(mem)
+	lc := local.Config{Queue: "test", StateDir: stateDir, MaxAttempts: 3, BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}
+	qc := queue.Config{Queue: "test", MaxActive: 4, MinActive: 4, Resync: time.Hour, Log: slog.New(slog.DiscardHandler)}
+	if tune != nil {
+		tune(&qc, &lc)
+	}
+	r, err := local.New(lc, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := queue.New(qc, &queue.InProcess{Src: src}, r)
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &env{t: t, mem: mem, src: src, runner: r, m: m, cancel: cancel, done: make(chan error, 1)}
+	go func() { e.done <- m.Run(ctx) }()
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *env) stop() {
+	if e.cancel == nil {
+		return
+	}
+	e.cancel()
+	e.cancel = nil
+	select {
+	case err := <-e.done:
+		if err != nil {
+			e.t.Errorf("manager Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		e.t.Error("manager did not stop within 10 s")
+	}
+}
+
+func put(t *testing.T, mem *memsource.Driver, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if err := mem.Put(n, json.RawMessage(fmt.Sprintf(`{"n":%q}`, n))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func names(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%03d", prefix, i)
+	}
+	return out
+}
+
+func waitOutcomes(t *testing.T, mem *memsource.Driver, items []string, want itemapi.Outcome) {
+	t.Helper()
+	testutil.Eventually(t, 30*time.Second, "items acknowledged", func() error {
+		for _, n := range items {
+			if o, ok := mem.Outcome(n); !ok || o != want {
+				return fmt.Errorf("%s: outcome %q (acked %v), want %q", n, o, ok, want)
+			}
+		}
+		return nil
+	})
+}
+
+func TestEveryItemRunsOnceAndIsAcked(t *testing.T) {
+	mem := memsource.New()
+	items := names("a", 50)
+	put(t, mem, items[:25]...)
+	l := newScripted(func(string, int) int { return 0 })
+	e := start(t, mem, t.TempDir(), l, nil)
+	put(t, mem, items[25:]...) // some before, some after the start
+	waitOutcomes(t, mem, items, itemapi.Succeeded)
+	for _, n := range items {
+		if c := l.count(n); c != 1 {
+			t.Errorf("%s ran %d times", n, c)
+		}
+		st, ok := e.m.Status(n)
+		if !ok || st.State != queue.StateSucceeded || st.Attempts != 1 || st.Job != queue.JobName("test", n) {
+			t.Errorf("status of %s: %+v", n, st)
+		}
+	}
+}
+
+func TestRetriesAndDeadLetters(t *testing.T) {
+	mem := memsource.New()
+	put(t, mem, "flaky", "bad", "hopeless", "fine")
+	l := newScripted(func(item string, attempt int) int {
+		switch item {
+		case "flaky":
+			if attempt == 1 {
+				return 1
+			}
+		case "bad":
+			return 2
+		case "hopeless":
+			return 1
+		}
+		return 0
+	})
+	e := start(t, mem, t.TempDir(), l, nil)
+	waitOutcomes(t, mem, []string{"flaky", "fine"}, itemapi.Succeeded)
+	waitOutcomes(t, mem, []string{"bad", "hopeless"}, itemapi.Failed)
+	for item, want := range map[string]int{"flaky": 2, "fine": 1, "bad": 1, "hopeless": 3} {
+		if c := l.count(item); c != want {
+			t.Errorf("%s: %d attempts, want %d", item, c, want)
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, "dead state", func() error {
+		st, _ := e.m.Status("bad")
+		if st.State != queue.StateDead || !strings.Contains(st.Error, "exit code 2") {
+			return fmt.Errorf("status of bad: %+v", st)
+		}
+		return nil
+	})
+}
+
+func TestRestartResumesAndNeverRerunsFinished(t *testing.T) {
+	mem := memsource.New()
+	dir := t.TempDir()
+	put(t, mem, "done1", "done2", "stuck")
+	l := newScripted(func(string, int) int { return 0 })
+	l.block["stuck"] = make(chan struct{})
+	e := start(t, mem, dir, l, nil)
+	waitOutcomes(t, mem, []string{"done1", "done2"}, itemapi.Succeeded)
+	testutil.Eventually(t, 5*time.Second, "stuck running", func() error {
+		if st, _ := e.m.Status("stuck"); st.State != queue.StateRunning {
+			return fmt.Errorf("stuck is %s", st.State)
+		}
+		return nil
+	})
+	e.stop() // the manager stops while "stuck" runs
+
+	// A source that still lists everything (as one whose acks were lost):
+	// finished items must not run again; the interrupted one must.
+	mem2 := memsource.New()
+	put(t, mem2, "done1", "done2", "stuck")
+	l2 := newScripted(func(string, int) int { return 0 })
+	e2 := start(t, mem2, dir, l2, nil)
+	waitOutcomes(t, mem2, []string{"stuck"}, itemapi.Succeeded)
+	// The records of done1/done2 say they succeeded and were acked: they are
+	// not run again (the manager acks only unacked ones, so mem2 sees none).
+	time.Sleep(200 * time.Millisecond)
+	if l2.count("done1")+l2.count("done2") != 0 {
+		t.Fatalf("finished items ran again after a restart")
+	}
+	if st, _ := e2.m.Status("stuck"); st.Attempts != 1 {
+		t.Fatalf("the interrupted attempt counted: %+v", st)
+	}
+}
+
+// noAck hides memsource's Acker: a source that cannot archive.
+type noAck struct{ *memsource.Driver }
+
+func (noAck) Ack() {}
+
+type listGet struct{ d *memsource.Driver }
+
+func (l listGet) List(ctx context.Context, o source.ListOptions) ([]string, string, error) {
+	return l.d.List(ctx, o)
+}
+func (l listGet) Get(ctx context.Context, n string) (json.RawMessage, error) { return l.d.Get(ctx, n) }
+func (l listGet) ErrorReason(err error) itemapi.Reason                       { return l.d.ErrorReason(err) }
+func (l listGet) Close() error                                               { return l.d.Close() }
+
+func TestSourceWithoutAckKeepsOwnRecord(t *testing.T) {
+	mem := memsource.New()
+	put(t, mem, names("x", 10)...)
+	l := newScripted(func(string, int) int { return 0 })
+	src := source.New(listGet{mem}) // no watch, no ack: polled
+	r, err := local.New(local.Config{Queue: "test", StateDir: t.TempDir()}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := queue.New(queue.Config{Queue: "test", MaxActive: 2, Resync: 50 * time.Millisecond}, &queue.InProcess{Src: src, Retry: 10 * time.Millisecond}, r)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	testutil.Eventually(t, 20*time.Second, "all succeeded", func() error {
+		for _, n := range names("x", 10) {
+			if st, _ := m.Status(n); st.State != queue.StateSucceeded {
+				return fmt.Errorf("%s is %s", n, st.State)
+			}
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond) // several resyncs
+	for _, n := range names("x", 10) {
+		if c := l.count(n); c != 1 {
+			t.Fatalf("%s ran %d times", n, c)
+		}
+	}
+}
+
+func TestItemBackAfterArchiveRunsAgain(t *testing.T) {
+	mem := memsource.New()
+	put(t, mem, "video.mp4")
+	l := newScripted(func(string, int) int { return 0 })
+	start(t, mem, t.TempDir(), l, nil)
+	waitOutcomes(t, mem, []string{"video.mp4"}, itemapi.Succeeded)
+	put(t, mem, "video.mp4") // dropped again after it was archived
+	testutil.Eventually(t, 10*time.Second, "second run", func() error {
+		if c := l.count("video.mp4"); c != 2 {
+			return fmt.Errorf("ran %d times", c)
+		}
+		return nil
+	})
+}
+
+func TestConcurrencyLimit(t *testing.T) {
+	mem := memsource.New()
+	items := names("c", 12)
+	var mu sync.Mutex
+	active, peak := 0, 0
+	l := launcherFunc(func(ctx context.Context, a *local.Attempt) (int, error) {
+		mu.Lock()
+		active++
+		peak = max(peak, active)
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		mu.Lock()
+		active--
+		mu.Unlock()
+		return 0, nil
+	})
+	put(t, mem, items...)
+	start(t, mem, t.TempDir(), l, func(q *queue.Config, _ *local.Config) { q.MaxActive, q.MinActive, q.DrainTime = 3, 1, time.Millisecond })
+	waitOutcomes(t, mem, items, itemapi.Succeeded)
+	if peak > 3 || peak < 2 {
+		t.Fatalf("peak concurrency %d with MaxActive 3", peak)
+	}
+}
+
+type launcherFunc func(context.Context, *local.Attempt) (int, error)
+
+func (f launcherFunc) Launch(ctx context.Context, a *local.Attempt) (int, error) { return f(ctx, a) }
+
+func TestStatusAPI(t *testing.T) {
+	mem := memsource.New()
+	put(t, mem, "a/1", "b 2")
+	l := newScripted(func(string, int) int { return 0 })
+	e := start(t, mem, t.TempDir(), l, nil)
+	srv := httptest.NewServer(queue.NewAPI(e.m, queue.APIOptions{Token: "s3cret"}))
+	defer srv.Close()
+	waitOutcomes(t, mem, []string{"a/1", "b 2"}, itemapi.Succeeded)
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		_, _ = fmt.Fprint(&b, mustRead(resp))
+		return resp.StatusCode, b.String()
+	}
+	if code, body := get("/v1/jobs/" + itemapi.EscapeName("a/1")); code != 200 || !strings.Contains(body, `"state":"succeeded"`) || !strings.Contains(body, `"item":"a/1"`) {
+		t.Fatalf("GET job: %d %s", code, body)
+	}
+	if code, body := get("/v1/jobs?state=succeeded&limit=1"); code != 200 || !strings.Contains(body, `"continue"`) {
+		t.Fatalf("GET jobs page: %d %s", code, body)
+	}
+	if code, _ := get("/v1/jobs/nope"); code != 404 {
+		t.Fatalf("GET missing job: %d", code)
+	}
+	if code, _ := get("/v1/jobs?state=weird"); code != 400 {
+		t.Fatalf("bad state filter: %d", code)
+	}
+	post := func(token, body string) *http.Response {
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/jobs", strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post("", `{"x":1}`); resp.StatusCode != 401 {
+		t.Fatalf("POST without token: %d", resp.StatusCode)
+	}
+	if resp := post("wrong", `{"x":1}`); resp.StatusCode != 401 {
+		t.Fatalf("POST with a wrong token: %d", resp.StatusCode)
+	}
+	if resp := post("s3cret", `nope`); resp.StatusCode != 400 {
+		t.Fatalf("POST of bad JSON: %d", resp.StatusCode)
+	}
+	resp := post("s3cret", `{"frames":[1,2]}`)
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != 202 || !strings.HasPrefix(loc, "/v1/jobs/") {
+		t.Fatalf("POST: %d Location %q", resp.StatusCode, loc)
+	}
+	testutil.Eventually(t, 10*time.Second, "submitted job succeeded", func() error {
+		if code, body := get(loc); code != 200 || !strings.Contains(body, `"state":"succeeded"`) {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+		if code, _ := get(p); code != 200 {
+			t.Fatalf("%s: %d", p, code)
+		}
+	}
+	_, metrics := get("/metrics")
+	for _, m := range []string{"itemq_manager_jobs_succeeded_total 3", "itemq_manager_parallelism", "itemq_manager_arrival_rate", "itemq_manager_dispatch_latency_seconds_bucket"} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("metrics lack %q", m)
+		}
+	}
+}
+
+func mustRead(resp *http.Response) string {
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			return b.String()
+		}
+	}
+}

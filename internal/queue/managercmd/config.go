@@ -1,0 +1,253 @@
+package managercmd
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/itemq/itemq/internal/config"
+	"github.com/itemq/itemq/internal/queue"
+)
+
+// Config is the manager's configuration, from MANAGER_* variables (and the
+// shared ITEMQ_LOG_*). The README's table documents each.
+type Config struct {
+	Queue  string `env:"MANAGER_QUEUE" envDefault:"default"`
+	Source string `env:"MANAGER_SOURCE"`
+	Runner string `env:"MANAGER_RUNNER" envDefault:"local"`
+
+	Command    string `env:"MANAGER_COMMAND"`
+	Steps      string `env:"MANAGER_STEPS"`
+	JobEnvFile string `env:"MANAGER_JOB_ENV_FILE"`
+
+	MaxActive         int           `env:"MANAGER_MAX_ACTIVE"`
+	MinActive         int           `env:"MANAGER_MIN_ACTIVE" envDefault:"1"`
+	TargetUtilization float64       `env:"MANAGER_TARGET_UTILIZATION" envDefault:"0.9"`
+	DrainTime         time.Duration `env:"MANAGER_DRAIN_TIME" envDefault:"5s"`
+	ScaleDownDelay    time.Duration `env:"MANAGER_SCALE_DOWN_DELAY" envDefault:"30s"`
+	CreateRate        float64       `env:"MANAGER_CREATE_RATE" envDefault:"0"`
+	CreateBurst       int           `env:"MANAGER_CREATE_BURST" envDefault:"100"`
+	DispatchWorkers   int           `env:"MANAGER_DISPATCH_WORKERS" envDefault:"8"`
+
+	MaxAttempts     int           `env:"MANAGER_MAX_ATTEMPTS" envDefault:"3"`
+	RetryBackoff    time.Duration `env:"MANAGER_RETRY_BACKOFF" envDefault:"1s"`
+	RetryBackoffMax time.Duration `env:"MANAGER_RETRY_BACKOFF_MAX" envDefault:"1m"`
+	JobTimeout      time.Duration `env:"MANAGER_JOB_TIMEOUT" envDefault:"0s"`
+	Grace           time.Duration `env:"MANAGER_GRACE" envDefault:"10s"`
+
+	StateDir    string        `env:"MANAGER_STATE_DIR"`
+	StateFsync  bool          `env:"MANAGER_STATE_FSYNC" envDefault:"true"`
+	WorkDir     string        `env:"MANAGER_WORK_DIR"`
+	LogMaxBytes int64         `env:"MANAGER_JOB_LOG_MAX_BYTES" envDefault:"1048576"`
+	Resync      time.Duration `env:"MANAGER_RESYNC" envDefault:"30s"`
+	Retention   time.Duration `env:"MANAGER_RETENTION" envDefault:"168h"`
+
+	Addr           string `env:"MANAGER_ADDR" envDefault:"127.0.0.1:8081"`
+	Token          string `env:"MANAGER_TOKEN"`
+	MaxSubmitBytes int64  `env:"MANAGER_MAX_SUBMIT_BYTES" envDefault:"1048576"`
+
+	LogLevel  string `env:"ITEMQ_LOG_LEVEL" envDefault:"info"`
+	LogFormat string `env:"ITEMQ_LOG_FORMAT" envDefault:"json"`
+
+	// Derived.
+	steps  [][]string
+	jobEnv map[string]string
+}
+
+// JobEnvPrefix marks the manager's variables that go to every executor,
+// without the prefix.
+const JobEnvPrefix = "MANAGER_JOB_ENV_"
+
+func loadConfig(environ []string) (*Config, error) {
+	var c Config
+	if err := config.Parse(&c, environ); err != nil {
+		return nil, err
+	}
+	if err := c.validate(environ); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	return &c, nil
+}
+
+func (c *Config) validate(environ []string) error {
+	if err := queue.ValidateQueueName(c.Queue); err != nil {
+		return fmt.Errorf("MANAGER_QUEUE: %w", err)
+	}
+	if c.Source == "" {
+		return fmt.Errorf("MANAGER_SOURCE is required: an ambassador URL (http://127.0.0.1:8080) or an in-process source (dir:///path?pattern=*.mp4)")
+	}
+	if c.MaxActive == 0 {
+		c.MaxActive = runtime.NumCPU()
+	}
+	switch {
+	case c.MaxActive < 0:
+		return fmt.Errorf("MANAGER_MAX_ACTIVE=%d: must be positive", c.MaxActive)
+	case c.MinActive < 0 || c.MinActive > c.MaxActive:
+		return fmt.Errorf("MANAGER_MIN_ACTIVE=%d: must be between 0 and MANAGER_MAX_ACTIVE (%d)", c.MinActive, c.MaxActive)
+	case c.TargetUtilization <= 0 || c.TargetUtilization > 1:
+		return fmt.Errorf("MANAGER_TARGET_UTILIZATION=%v: must be in (0, 1]", c.TargetUtilization)
+	case c.MaxAttempts < 1:
+		return fmt.Errorf("MANAGER_MAX_ATTEMPTS=%d: must be at least 1", c.MaxAttempts)
+	case c.CreateRate < 0:
+		return fmt.Errorf("MANAGER_CREATE_RATE=%v: must be ≥ 0 (0: no limit)", c.CreateRate)
+	case c.Resync <= 0:
+		return fmt.Errorf("MANAGER_RESYNC=%v: must be positive", c.Resync)
+	case c.DispatchWorkers < 1:
+		return fmt.Errorf("MANAGER_DISPATCH_WORKERS=%d: must be at least 1", c.DispatchWorkers)
+	}
+	if c.StateDir == "" {
+		base := os.Getenv("XDG_STATE_HOME")
+		if base == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return fmt.Errorf("MANAGER_STATE_DIR is not set and there is no home directory: %w", err)
+			}
+			base = filepath.Join(home, ".local", "state")
+		}
+		c.StateDir = filepath.Join(base, "itemq", c.Queue)
+	}
+	steps, err := parseSteps(c.Command, c.Steps)
+	if err != nil {
+		return err
+	}
+	c.steps = steps
+	c.jobEnv = config.WithPrefix(environ, JobEnvPrefix)
+	if c.JobEnvFile != "" {
+		fileEnv, err := readEnvFile(c.JobEnvFile)
+		if err != nil {
+			return err
+		}
+		for k, v := range fileEnv {
+			if _, set := c.jobEnv[k]; !set { // MANAGER_JOB_ENV_* wins over the file
+				c.jobEnv[k] = v
+			}
+		}
+	}
+	return nil
+}
+
+// parseSteps reads MANAGER_COMMAND (one argv) or MANAGER_STEPS (several).
+// An argv is a JSON array of strings, or words separated by spaces (no
+// quoting: use the JSON form for arguments with spaces). MANAGER_STEPS is a
+// JSON array whose elements are argvs in either form.
+func parseSteps(command, steps string) ([][]string, error) {
+	switch {
+	case command != "" && steps != "":
+		return nil, fmt.Errorf("set MANAGER_COMMAND or MANAGER_STEPS, not both")
+	case command != "":
+		argv, err := parseArgv(command)
+		if err != nil {
+			return nil, fmt.Errorf("MANAGER_COMMAND: %w", err)
+		}
+		return [][]string{argv}, nil
+	case steps != "":
+		var raw []json.RawMessage
+		if err := json.Unmarshal([]byte(steps), &raw); err != nil || len(raw) == 0 {
+			return nil, fmt.Errorf(`MANAGER_STEPS: want a JSON array of commands, e.g. [["bin/itemq-thumbnail"], "bin/itemq-script -- ./stamp.sh"]`)
+		}
+		var out [][]string
+		for i, r := range raw {
+			var s string
+			if json.Unmarshal(r, &s) == nil {
+				argv, err := parseArgv(s)
+				if err != nil {
+					return nil, fmt.Errorf("MANAGER_STEPS[%d]: %w", i, err)
+				}
+				out = append(out, argv)
+				continue
+			}
+			var argv []string
+			if err := json.Unmarshal(r, &argv); err != nil || len(argv) == 0 || argv[0] == "" {
+				return nil, fmt.Errorf("MANAGER_STEPS[%d]: want a command string or a non-empty array of strings", i)
+			}
+			out = append(out, argv)
+		}
+		return out, nil
+	}
+	return nil, nil
+}
+
+func parseArgv(s string) ([]string, error) {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "[") {
+		var argv []string
+		if err := json.Unmarshal([]byte(s), &argv); err != nil {
+			return nil, fmt.Errorf("not a JSON array of strings: %w", err)
+		}
+		if len(argv) == 0 || argv[0] == "" {
+			return nil, fmt.Errorf("empty command")
+		}
+		return argv, nil
+	}
+	argv := strings.Fields(s)
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("empty command")
+	}
+	return argv, nil
+}
+
+// readEnvFile reads KEY=VALUE lines; blank lines and lines starting with #
+// are skipped; an optional "export " prefix and matching quotes around the
+// value are removed. Nothing is expanded.
+func readEnvFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("MANAGER_JOB_ENV_FILE: %w", err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		k, v, ok := strings.Cut(line, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" || strings.ContainsAny(k, " \t") {
+			return nil, fmt.Errorf("MANAGER_JOB_ENV_FILE %s:%d: want KEY=VALUE", path, n)
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"' || v[0] == '\'' && v[len(v)-1] == '\'') {
+			v = v[1 : len(v)-1]
+		}
+		out[k] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("MANAGER_JOB_ENV_FILE %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// executorEnv is the environment of local executors: the manager's own,
+// without the manager's and ambassadors' settings, plus the job env.
+func (c *Config) executorEnv(environ []string) []string {
+	var out []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "MANAGER_") || strings.HasPrefix(k, "ITEMQ_") || strings.HasPrefix(k, "DIR_") ||
+			strings.HasPrefix(k, "BUCKET_") || strings.HasPrefix(k, "KAFKA_") {
+			continue
+		}
+		if _, override := c.jobEnv[k]; override {
+			continue
+		}
+		out = append(out, kv)
+	}
+	keys := make([]string, 0, len(c.jobEnv))
+	for k := range c.jobEnv {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		out = append(out, k+"="+c.jobEnv[k])
+	}
+	return out
+}

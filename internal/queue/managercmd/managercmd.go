@@ -1,0 +1,128 @@
+// Package managercmd is the itemq-manager program: configuration, the choice
+// of source and runner, the manager and its status API, and shutdown.
+package managercmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/itemq/itemq/internal/logging"
+	"github.com/itemq/itemq/internal/queue"
+	"github.com/itemq/itemq/internal/queue/local"
+	"github.com/itemq/itemq/internal/version"
+)
+
+const binary = "itemq-manager"
+
+// Main runs the manager as a process and exits.
+func Main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := Run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", binary, err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ error }
+
+// Run is the manager's whole life.
+func Run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	for _, a := range args {
+		switch a {
+		case "--version", "-version", "version":
+			fmt.Fprintln(stdout, version.String(binary))
+			return nil
+		case "-h", "--help", "help":
+			fmt.Fprintf(stdout, "usage: %s [--version]\n\nConfigured by MANAGER_* environment variables; see the README's table.\n", binary)
+			return nil
+		default:
+			return usageError{fmt.Errorf("unknown argument %q (configuration comes from the environment)", a)}
+		}
+	}
+	cfg, err := loadConfig(environ)
+	if err != nil {
+		return usageError{err}
+	}
+	log, err := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return usageError{err}
+	}
+	log = log.With("binary", binary, "queue", cfg.Queue)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	src, closeSrc, err := openSource(ctx, cfg.Source, environ, cfg, log)
+	if err != nil {
+		return usageError{err}
+	}
+	defer closeSrc()
+
+	runner, err := newRunner(ctx, cfg, environ, log)
+	if err != nil {
+		return err
+	}
+	m := queue.New(queue.Config{
+		Queue: cfg.Queue, MinActive: cfg.MinActive, MaxActive: cfg.MaxActive,
+		TargetUtilization: cfg.TargetUtilization, DrainTime: cfg.DrainTime, ScaleDownDelay: cfg.ScaleDownDelay,
+		CreateRate: cfg.CreateRate, CreateBurst: cfg.CreateBurst, Resync: cfg.Resync, Retention: cfg.Retention,
+		DispatchWorkers: cfg.DispatchWorkers, OutputURL: cfg.jobEnv["OUTPUT_URL"], Log: log,
+	}, src, runner)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (MANAGER_ADDR): %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           queue.NewAPI(m, queue.APIOptions{Token: cfg.Token, MaxSubmitBytes: cfg.MaxSubmitBytes, Log: log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "version", version.Version, "runner", cfg.Runner, "source", cfg.Source)
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+
+	runErr := make(chan error, 1)
+	go func() { runErr <- m.Run(ctx) }()
+	select {
+	case err = <-runErr:
+	case err = <-srvErr:
+		err = fmt.Errorf("status API: %w", err)
+		cancel()
+		<-runErr
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	_ = srv.Shutdown(sctx)
+	return err
+}
+
+// newRunner makes the runner MANAGER_RUNNER names.
+func newRunner(ctx context.Context, cfg *Config, environ []string, log *slog.Logger) (queue.Runner, error) {
+	switch cfg.Runner {
+	case "local":
+		if len(cfg.steps) == 0 {
+			return nil, usageError{errors.New("the local runner needs MANAGER_COMMAND (the executor's argv, e.g. bin/itemq-thumbnail) or MANAGER_STEPS")}
+		}
+		return local.New(local.Config{
+			Queue: cfg.Queue, StateDir: cfg.StateDir, WorkDir: cfg.WorkDir, MaxAttempts: cfg.MaxAttempts,
+			BackoffBase: cfg.RetryBackoff, BackoffMax: cfg.RetryBackoffMax, JobTimeout: cfg.JobTimeout,
+			LogMaxBytes: cfg.LogMaxBytes, NoSync: !cfg.StateFsync, Log: log,
+		}, &local.ProcessLauncher{Steps: cfg.steps, Env: cfg.executorEnv(environ), Grace: cfg.Grace, Log: log})
+	}
+	return nil, usageError{fmt.Errorf("MANAGER_RUNNER=%q: want local (kubernetes, podman and docker arrive with their issues)", cfg.Runner)}
+}

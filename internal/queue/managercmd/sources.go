@@ -1,0 +1,59 @@
+package managercmd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+
+	"github.com/itemq/itemq/internal/queue"
+	"github.com/itemq/itemq/internal/source/dirsource"
+	"github.com/itemq/itemq/itemapi"
+)
+
+// openSource opens MANAGER_SOURCE: an ambassador's URL (http, https), or a
+// source run inside the manager:
+//
+//	dir:///path?pattern=*.mp4&settle=2s    the directory driver (query keys are DIR_* settings)
+//
+// Settings not in the URL come from the manager's environment (DIR_*, …).
+// It returns the source and a function that closes it.
+func openSource(ctx context.Context, raw string, environ []string, cfg *Config, log *slog.Logger) (queue.Source, func(), error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("MANAGER_SOURCE %q: %w", raw, err)
+	}
+	switch u.Scheme {
+	case "http", "https":
+		c, err := itemapi.NewClient(raw, itemapi.WithLogger(log), itemapi.WithPollInterval(cfg.Resync))
+		if err != nil {
+			return nil, nil, fmt.Errorf("MANAGER_SOURCE: %w", err)
+		}
+		return c, func() {}, nil
+	case "dir":
+		if u.Host != "" && u.Host != "localhost" {
+			return nil, nil, fmt.Errorf("MANAGER_SOURCE %q: a dir URL has no host: dir:///absolute/path", raw)
+		}
+		env := append(append([]string(nil), environ...), "DIR_ROOT="+u.Path)
+		env = append(env, queryEnv(u, "DIR_")...)
+		src, err := dirsource.Open(ctx, env, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &queue.InProcess{Src: src}, func() { src.Close() }, nil
+	}
+	return nil, nil, fmt.Errorf("MANAGER_SOURCE %q: unsupported scheme %q (want http, https or dir)", raw, u.Scheme)
+}
+
+// queryEnv turns ?pattern=x&on_done=move into DIR_PATTERN=x, DIR_ON_DONE=move.
+func queryEnv(u *url.URL, prefix string) []string {
+	var out []string
+	for k, vs := range u.Query() {
+		if len(vs) == 0 {
+			continue
+		}
+		out = append(out, prefix+strings.ToUpper(strings.ReplaceAll(k, "-", "_"))+"="+vs[len(vs)-1])
+	}
+	return out
+}
