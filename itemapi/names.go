@@ -28,8 +28,15 @@ func ValidateName(name string) error {
 }
 
 // EscapeName path-escapes a name for use as one URL path segment: a "/"
-// inside the name becomes %2F.
+// inside the name becomes %2F, and the names "." and ".." become %2E and
+// %2E%2E (clients and proxies would otherwise resolve them as dot segments).
 func EscapeName(name string) string {
+	switch name {
+	case ".":
+		return "%2E"
+	case "..":
+		return "%2E%2E"
+	}
 	return url.PathEscape(name)
 }
 

@@ -30,6 +30,14 @@ func SplitObjectURL(raw string) (bucketURL, key string, err error) {
 		if key == "" {
 			return "", "", fmt.Errorf("object URL %q: no key (path)", raw)
 		}
+		if u.Host == "" {
+			// mem:// (the unnamed bucket): url.URL would print "mem:".
+			b := u.Scheme + "://"
+			if u.RawQuery != "" {
+				b += "?" + u.RawQuery
+			}
+			return b, key, nil
+		}
 		b := url.URL{Scheme: u.Scheme, Host: u.Host, RawQuery: u.RawQuery}
 		return b.String(), key, nil
 	case "file":
