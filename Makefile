@@ -13,7 +13,7 @@ TEST_TIMEOUT ?= 40m
 CMDS := itemq-dir:ambassadors/dir itemq-bucket:ambassadors/bucket itemq-kafka:ambassadors/kafka \
         itemq-script:executors/script itemq-thumbnail:executors/thumbnail itemq-manager:manager
 
-.PHONY: help build test test-deps vet bench fmt clean
+.PHONY: help build test test-deps vet bench fmt clean demo
 
 help: ## show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ vet: ## go vet ./...
 bench: test-deps ## run the benchmarks (figures are recorded in docs/benchmarks.md)
 	set -a; source $(TESTENV); set +a; \
 	  $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+
+demo: build ## the video thumbnail generator on this machine (WATCH=1 keeps it running)
+	@command -v ffmpeg >/dev/null || ./hack/deps/10-apt.sh >/dev/null
+	$(GO) run ./hack/demo -dir demo -bin bin $(if $(WATCH),-watch)
 
 fmt: ## gofmt every Go file
 	gofmt -w $$(git ls-files '*.go')
