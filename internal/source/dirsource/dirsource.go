@@ -30,6 +30,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -48,13 +50,26 @@ import (
 func Open(ctx context.Context, environ []string, log *slog.Logger) (*source.Source, error) {
 	var cfg Config
 	if err := config.Parse(&cfg, environ); err != nil {
-		return nil, err
+		return nil, nameVariables(err)
 	}
 	d, err := New(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	return source.New(d, source.WithMaxSubmitBytes(cfg.MaxSubmitBytes)), nil
+}
+
+// nameVariables adds the variable's name to parse errors, which name the
+// Go field only ("Settle" → "Settle" (DIR_SETTLE)).
+func nameVariables(err error) error {
+	msg := err.Error()
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		msg = strings.ReplaceAll(msg, fmt.Sprintf("field %q", f.Name), fmt.Sprintf("field %q (%s)", f.Name, name))
+	}
+	return errors.New(msg)
 }
 
 // fileInfo is what the index keeps per file: 16 bytes. The sign bit of
@@ -122,6 +137,7 @@ type Driver struct {
 	warnedLimit bool
 
 	scanned    atomic.Bool
+	scans      atomic.Uint64 // full scans done
 	rescanReq  chan struct{}
 	settleWake chan struct{}
 

@@ -216,6 +216,7 @@ func (d *Driver) fullScan(ctx context.Context) {
 		return
 	}
 	d.sweep(ctx, r)
+	d.scans.Add(1)
 }
 
 type candidate struct {

@@ -1,0 +1,309 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/itemq/itemq/internal/testutil"
+	"github.com/itemq/itemq/itemapi"
+)
+
+const wait = 30 * time.Second
+
+// server is a running itemq-dir.
+type server struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	url  string
+	addr string
+	root string
+
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	exited chan struct{}
+	err    error // of cmd.Wait
+}
+
+type startOpts struct {
+	cred *syscall.Credential // run as another user
+	bin  string              // the binary (default: testutil.Binary)
+	// noWait: do not wait for /readyz.
+	noWait bool
+}
+
+// start runs itemq-dir over root with the given extra environment and
+// waits until it listens and is ready. It is stopped with the test.
+func start(t testing.TB, root string, env ...string) *server {
+	t.Helper()
+	return startWith(t, startOpts{}, root, env...)
+}
+
+func startWith(t testing.TB, o startOpts, root string, env ...string) *server {
+	t.Helper()
+	bin := o.bin
+	if bin == "" {
+		bin = testutil.Binary(t, "ambassadors/dir")
+	}
+	cmd := exec.Command(bin)
+	var base []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DIR_") && !strings.HasPrefix(kv, "ITEMQ_") && !strings.HasPrefix(kv, "GO") {
+			base = append(base, kv)
+		}
+	}
+	cmd.Env = append(base, "ITEMQ_ADDR=127.0.0.1:0", "DIR_ROOT="+root)
+	cmd.Env = append(cmd.Env, env...)
+	if o.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: o.cred}
+	}
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{t: t, cmd: cmd, root: root, exited: make(chan struct{})}
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			s.mu.Lock()
+			s.stderr.WriteString(line + "\n")
+			s.mu.Unlock()
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
+				select {
+				case addrc <- rec.Addr:
+				default:
+				}
+			}
+		}
+		s.err = cmd.Wait()
+		close(s.exited)
+	}()
+	t.Cleanup(func() { s.stop() })
+	select {
+	case s.addr = <-addrc:
+	case <-s.exited:
+		t.Fatalf("itemq-dir exited before listening: %v\n%s", s.err, s.log())
+	case <-time.After(wait):
+		t.Fatalf("itemq-dir did not listen within %v\n%s", wait, s.log())
+	}
+	s.url = "http://" + s.addr
+	if !o.noWait {
+		testutil.Eventually(t, wait, "ready", func() error {
+			code, body := s.do("GET", "/readyz", "")
+			if code != 200 {
+				return fmt.Errorf("readyz %d %s", code, body)
+			}
+			return nil
+		})
+	}
+	return s
+}
+
+func (s *server) log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stderr.String()
+}
+
+// stop sends SIGTERM and waits for the exit; it returns the exit error.
+func (s *server) stop() error {
+	select {
+	case <-s.exited:
+		return s.err
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(wait):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+		return errors.New("did not exit after SIGTERM")
+	}
+	return s.err
+}
+
+var client = &http.Client{Timeout: wait, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+// do sends a request (path already escaped) and returns code and body.
+func (s *server) do(method, path, body string) (int, string) {
+	s.t.Helper()
+	code, _, b := s.doH(method, path, body)
+	return code, b
+}
+
+func (s *server) doH(method, path, body string) (int, http.Header, string) {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// raw sends one request line as given, over a new TCP connection, so that
+// no client library normalises or escapes the path.
+func (s *server) raw(method, target string) (int, string) {
+	s.t.Helper()
+	conn, err := net.DialTimeout("tcp", s.addr, wait)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(wait))
+	fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", method, target, s.addr)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		s.t.Fatalf("%s %q: %v", method, target, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// listAll follows the pages of the listing.
+func (s *server) listAll(limit int) ([]string, error) {
+	var all []string
+	next := ""
+	for {
+		path := fmt.Sprintf("/v1/items?limit=%d", limit)
+		if next != "" {
+			path += "&continue=" + next
+		}
+		code, body := s.do("GET", path, "")
+		if code != 200 {
+			return nil, fmt.Errorf("list: %d %s", code, body)
+		}
+		var l itemapi.ItemList
+		if err := json.Unmarshal([]byte(body), &l); err != nil {
+			return nil, err
+		}
+		all = append(all, l.Items...)
+		if l.Continue == "" {
+			return all, nil
+		}
+		next = l.Continue
+	}
+}
+
+// waitCount waits until the listing has n items.
+func (s *server) waitCount(n int) {
+	s.t.Helper()
+	testutil.Eventually(s.t, 5*time.Minute, "item count", func() error {
+		names, err := s.listAll(10000)
+		if err != nil {
+			return err
+		}
+		if len(names) != n {
+			return fmt.Errorf("%d items, want %d", len(names), n)
+		}
+		return nil
+	})
+}
+
+// watchStream reads the NDJSON watch stream in the background.
+type watchStream struct {
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	evs    []itemapi.WatchEvent
+	at     []time.Time
+	done   chan struct{}
+}
+
+func (s *server) watch() *watchStream {
+	s.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/v1/items?watch=true", nil)
+	resp, err := (&http.Client{}).Do(req)
+	if err != nil {
+		cancel()
+		s.t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+		cancel()
+		s.t.Fatalf("watch: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	w := &watchStream{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			now := time.Now()
+			var ev itemapi.WatchEvent
+			if json.Unmarshal(sc.Bytes(), &ev) != nil {
+				continue
+			}
+			w.mu.Lock()
+			w.evs = append(w.evs, ev)
+			w.at = append(w.at, now)
+			w.mu.Unlock()
+		}
+	}()
+	s.t.Cleanup(cancel)
+	return w
+}
+
+func (w *watchStream) events() []itemapi.WatchEvent {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]itemapi.WatchEvent(nil), w.evs...)
+}
+
+func (w *watchStream) has(typ itemapi.EventType, name string) error {
+	for _, ev := range w.events() {
+		if ev.Type == typ && ev.Name == name {
+			return nil
+		}
+	}
+	return fmt.Errorf("no %s %q in %d events", typ, name, len(w.events()))
+}
+
+func writeFile(t testing.TB, root, name, content string) string {
+	t.Helper()
+	p := filepath.Join(root, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// statusOf parses a Status body and checks it matches the HTTP code.
+func statusOf(t testing.TB, code int, body string) itemapi.Status {
+	t.Helper()
+	var st itemapi.Status
+	if err := json.Unmarshal([]byte(body), &st); err != nil || st.Kind != itemapi.KindStatus || st.APIVersion != "v1" || st.Code != code || st.Message == "" {
+		t.Fatalf("HTTP %d with a body that is not its Status document: %q", code, body)
+	}
+	return st
+}
