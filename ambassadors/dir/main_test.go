@@ -320,7 +320,7 @@ func TestHostileNames(t *testing.T) {
 		{"/v1/items/" + strings.Repeat("..%2F", 300) + "etc%2Fpasswd", 400},
 		{"/v1/items/%c0%ae%c0%ae%2Fsecret.json", 400}, // overlong UTF-8 "."
 		{"/v1/items/%ff%fe", 400},
-		{"/v1/items/%252e%252e%252fsecret.json", 404}, // decoded once only
+		{"/v1/items/%252e%252e%252fsecret.json", 404},       // decoded once only
 		{"/v1/items/%ef%bc%8e%ef%bc%8e%2Fsecret.json", 404}, // fullwidth dots
 		{"/v1/items/.done%2Fx.json", 404},
 		{"/v1/items/.failed%2Fx.json", 404},
@@ -529,4 +529,3 @@ func TestUnreadableAsOtherUser(t *testing.T) {
 		t.Fatalf("no warning about the unreadable directory:\n%s", s.log())
 	}
 }
-
