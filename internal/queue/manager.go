@@ -156,7 +156,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	spawn("watch", m.watchLoop)
 	spawn("resync", m.resyncLoop)
 	spawn("scaler", m.scaleLoop)
-	spawn("acks", m.ackLoop)
+	for i := 0; i < ackWorkers; i++ {
+		spawn("acks", m.ackLoop)
+	}
 	for i := 0; i < m.cfg.DispatchWorkers; i++ {
 		spawn("dispatch", m.dispatchLoop)
 	}
@@ -620,6 +622,9 @@ func (m *Manager) ackSignal() {
 	}
 }
 
+// ackWorkers acknowledge finished items concurrently.
+const ackWorkers = 4
+
 func (m *Manager) ackLoop(ctx context.Context) error {
 	for {
 		m.mu.Lock()
@@ -628,7 +633,11 @@ func (m *Manager) ackLoop(ctx context.Context) error {
 			item = m.ackq[0]
 			m.ackq = m.ackq[1:]
 		}
+		more := len(m.ackq) > 0
 		m.mu.Unlock()
+		if more {
+			m.ackSignal() // another worker takes the next one
+		}
 		if item == "" {
 			select {
 			case <-ctx.Done():
@@ -656,6 +665,15 @@ func (m *Manager) ack(ctx context.Context, item string) {
 	}
 	m.mu.Unlock()
 
+	if s, ok := m.runner.(Syncer); ok {
+		if err := s.Sync(ctx); err != nil {
+			if ctx.Err() == nil {
+				m.log.Error("cannot record a finished job durably; will retry before acknowledging it", "item", item, "err", err)
+				m.retryAck(item)
+			}
+			return
+		}
+	}
 	actx, cancel := context.WithTimeout(ctx, time.Minute)
 	err := m.src.Ack(actx, item, outcome)
 	cancel()
@@ -678,12 +696,7 @@ func (m *Manager) ack(ctx context.Context, item string) {
 			return
 		}
 		m.log.Warn("cannot acknowledge the item; will retry", "item", item, "outcome", outcome, "err", err)
-		time.AfterFunc(5*time.Second, func() {
-			m.mu.Lock()
-			m.ackq = append(m.ackq, item)
-			m.mu.Unlock()
-			m.ackSignal()
-		})
+		m.retryAck(item)
 		return
 	}
 	if err := m.runner.MarkAcked(ctx, item, outcome); err != nil && ctx.Err() == nil {
@@ -699,6 +712,15 @@ func (m *Manager) ack(ctx context.Context, item string) {
 		m.met.dead.Inc()
 	}
 	m.log.Debug("item acknowledged", "item", item, "outcome", outcome)
+}
+
+func (m *Manager) retryAck(item string) {
+	time.AfterFunc(5*time.Second, func() {
+		m.mu.Lock()
+		m.ackq = append(m.ackq, item)
+		m.mu.Unlock()
+		m.ackSignal()
+	})
 }
 
 // ---- scaling ----

@@ -71,6 +71,14 @@ type Runner interface {
 	Forget(ctx context.Context, item string) error
 }
 
+// Syncer is a runner whose records reach durable storage after its
+// updates are delivered. The manager calls Sync before it acknowledges a
+// finished job to the source, so the record that the job finished is never
+// lost while the source has already forgotten the item.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}
+
 // ErrAlreadyExists is returned by Runner.Start for an item that already has
 // a job.
 var ErrAlreadyExists = errors.New("job already exists")

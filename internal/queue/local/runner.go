@@ -228,7 +228,12 @@ func (r *Runner) Jobs(context.Context) ([]queue.Job, error) {
 	return out, nil
 }
 
-// MarkAcked records the acknowledgement durably.
+// Sync waits until every record so far is on disk (queue.Syncer).
+func (r *Runner) Sync(ctx context.Context) error { return r.store.Sync(ctx) }
+
+// MarkAcked records the acknowledgement. It is not synced at once: if it is
+// lost in a crash, the manager acks again and the source answers NotFound,
+// which counts as done.
 func (r *Runner) MarkAcked(ctx context.Context, item string, outcome itemapi.Outcome) error {
 	r.mu.Lock()
 	j, ok := r.jobs[item]
@@ -240,7 +245,7 @@ func (r *Runner) MarkAcked(ctx context.Context, item string, outcome itemapi.Out
 	rec := *j
 	r.mu.Unlock()
 	r.store.Put(rec)
-	return r.store.Sync(ctx)
+	return nil
 }
 
 // Forget drops a finished job's record.
@@ -357,19 +362,8 @@ func (r *Runner) runJob(it *itemapi.Item, doc []byte, resumed bool) {
 			}
 		})
 		r.store.DeleteItem(it.Name)
-		// The final state must be on disk before the manager acks the item.
-		for {
-			err := r.store.Sync(context.Background())
-			if err == nil {
-				break
-			}
-			log.Error("cannot record the job's final state; retrying", "err", err)
-			select {
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-				return
-			}
-		}
+		// The slot is free now; the manager calls Sync before it acks the
+		// item, so the final state is on disk before the source forgets it.
 		r.emit(rec)
 		return
 	}
