@@ -437,7 +437,7 @@ func (c *Client) call(ctx context.Context, req request, out any) error {
 		c.log.Debug("retrying item API request", "method", req.method, "path", req.path,
 			"attempt", attempt+1, "wait", wait, "err", res.err)
 		if err := sleep(ctx, wait); err != nil {
-			return res.err
+			return fmt.Errorf("%w (gave up waiting to retry: %w)", res.err, err)
 		}
 	}
 }
@@ -455,14 +455,22 @@ func (c *Client) attempt(ctx context.Context, req request, out any) attemptResul
 		return c.transportFailure(ctx, actx, req, err, false)
 	}
 	defer resp.Body.Close()
-	body, err := readBody(resp.Body, req.maxBody)
-	if err != nil {
-		if errors.Is(err, errBodyTooLarge) {
-			return attemptResult{err: NewStatus(ReasonTooLarge, "%s %s: answer (HTTP %d) is larger than %d bytes", req.method, req.path, resp.StatusCode, req.maxBody)}
-		}
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	limit := req.maxBody
+	if !ok {
+		limit = maxErrorBodyBytes
+	}
+	body, err := readBody(resp.Body, limit)
+	switch {
+	case errors.Is(err, errBodyTooLarge) && ok:
+		return attemptResult{err: NewStatus(ReasonTooLarge, "%s %s: answer (HTTP %d) is larger than %d bytes", req.method, req.path, resp.StatusCode, limit)}
+	case errors.Is(err, errBodyTooLarge):
+		// An error answer that big is no Status document: judge it by its
+		// code.
+	case err != nil:
 		return c.transportFailure(ctx, actx, req, fmt.Errorf("read answer: %w", err), true)
 	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+	if ok {
 		if out != nil {
 			if err := json.Unmarshal(body, out); err != nil {
 				return attemptResult{err: fmt.Errorf("%s %s: decode answer (HTTP %d): %w (body: %s)", req.method, req.path, resp.StatusCode, err, snippet(body))}
@@ -586,14 +594,18 @@ func isDialError(err error) bool {
 
 var errBodyTooLarge = errors.New("body too large")
 
-// readBody reads at most max bytes of r.
-func readBody(r io.Reader, max int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, max+1))
+// maxErrorBodyBytes bounds what is read of an error answer.
+const maxErrorBodyBytes = 64 << 10
+
+// readBody reads at most limit bytes of r. When r holds more, it returns
+// the first limit bytes and errBodyTooLarge.
+func readBody(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(b)) > max {
-		return nil, errBodyTooLarge
+	if int64(len(b)) > limit {
+		return b[:limit], errBodyTooLarge
 	}
 	return b, nil
 }
@@ -619,14 +631,11 @@ func statusError(method, path string, resp *http.Response, body []byte) error {
 // snippet is the start of a body, for error messages: one line, printable,
 // at most 200 bytes.
 func snippet(body []byte) string {
-	const max = 200
-	s := strings.TrimSpace(string(body))
-	cut := len(s) > max
+	const limit = 200
+	s := strings.TrimSpace(strings.ToValidUTF8(string(body), "\uFFFD"))
+	cut := len(s) > limit
 	if cut {
-		s = s[:max]
-		for len(s) > 0 && !utf8.ValidString(s) {
-			s = s[:len(s)-1]
-		}
+		s = s[:limit]
 	}
 	s = strings.Map(func(r rune) rune {
 		if r < ' ' || r == utf8.RuneError || r == 0x7f {

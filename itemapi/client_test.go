@@ -588,7 +588,7 @@ func TestContextCancel(t *testing.T) {
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel2)
 	start = time.Now()
-	if _, err := newClient(t, f503.URL).Get(ctx2, "a"); err == nil || time.Since(start) > 5*time.Second {
+	if _, err := newClient(t, f503.URL).Get(ctx2, "a"); !errors.Is(err, context.Canceled) || !itemapi.IsUnavailable(err) || time.Since(start) > 5*time.Second {
 		t.Fatalf("Get: %v after %v", err, time.Since(start))
 	}
 }
@@ -653,6 +653,11 @@ func TestBadAnswers(t *testing.T) {
 	big := `{"kind":"Item","apiVersion":"v1","name":"a","data":{"x":"` + strings.Repeat("x", itemapi.MaxResponseBytes) + `"}}`
 	if _, err := answer(200, "application/json", big).Get(ctx, "a"); !itemapi.IsTooLarge(err) {
 		t.Fatalf("huge body: %v", err)
+	}
+	// A huge error page: judged by its code, the body cut short.
+	_, err = answer(500, "text/plain", strings.Repeat("e", 8<<20)).Get(ctx, "a")
+	if !errors.As(err, &st) || st.Code != 500 || st.Reason != itemapi.ReasonInternal || len(st.Message) > 1000 {
+		t.Fatalf("huge error page: %.300v", err)
 	}
 	// Minimal documents without kind and apiVersion are accepted.
 	it, err := answer(200, "application/json", `{"name":"a","data":{"x":1}}`).Get(ctx, "a")

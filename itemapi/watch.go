@@ -159,10 +159,10 @@ func (w *watcher) stream(ctx context.Context) (synced bool, err error) {
 	case code >= 200 && code < 300:
 		return false, &notStreamingError{why: fmt.Sprintf("the watch request got HTTP %d with Content-Type %q", code, resp.Header.Get("Content-Type"))}
 	case code == http.StatusBadRequest || code == http.StatusNotFound || code == http.StatusMethodNotAllowed || code == http.StatusNotImplemented:
-		body, _ := readBody(resp.Body, MaxResponseBytes)
+		body, _ := readBody(resp.Body, maxErrorBodyBytes)
 		return false, &notStreamingError{why: statusError(http.MethodGet, watchPath, resp, body).Error()}
 	default:
-		body, _ := readBody(resp.Body, MaxResponseBytes)
+		body, _ := readBody(resp.Body, maxErrorBodyBytes)
 		return false, &streamError{
 			err:        statusError(http.MethodGet, watchPath, resp, body),
 			retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),

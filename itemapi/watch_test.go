@@ -400,11 +400,11 @@ func TestWatchIdleTimeoutReconnects(t *testing.T) {
 
 func TestWatchHeartbeatsKeepStream(t *testing.T) {
 	var gate *watchGate
-	srv := newAmbassador(t, 30*time.Millisecond, gated(&gate))
+	srv := newAmbassador(t, 20*time.Millisecond, gated(&gate))
 	rec := newRecorder()
-	startWatch(t, newClient(t, srv.URL, itemapi.WithWatchIdleTimeout(300*time.Millisecond)), rec.handle)
+	startWatch(t, newClient(t, srv.URL, itemapi.WithWatchIdleTimeout(500*time.Millisecond)), rec.handle)
 	rec.waitEvents(t, 0, 1)
-	time.Sleep(time.Second)
+	time.Sleep(1500 * time.Millisecond)
 	if n := gate.watches.Load(); n != 1 {
 		t.Fatalf("%d watch connections while heartbeats flowed", n)
 	}
@@ -579,8 +579,8 @@ func TestWatchSlowHandlerIsNotIdle(t *testing.T) {
 	rec := newRecorder()
 	release := make(chan struct{})
 	rec.block = release // the first event's handler takes a while
-	stop := startWatch(t, newClient(t, srv.URL, itemapi.WithWatchIdleTimeout(100*time.Millisecond)), rec.handle)
-	time.Sleep(500 * time.Millisecond)
+	stop := startWatch(t, newClient(t, srv.URL, itemapi.WithWatchIdleTimeout(300*time.Millisecond)), rec.handle)
+	time.Sleep(time.Second)
 	close(release)
 	wantEvents(t, rec.waitEvents(t, 0, 2), ev(itemapi.Added, "a"), synced)
 	time.Sleep(200 * time.Millisecond)
