@@ -1,0 +1,120 @@
+// Package blobs opens gocloud.dev buckets by URL the way every itemq binary
+// does: the usual schemes of gocloud's default URL mux (s3://, gs://,
+// azblob://, file://, mem://) with two differences that matter to itemq.
+//
+//   - mem://NAME is one named in-memory bucket per process: every Open of the
+//     same URL sees the same objects (gocloud's own mem:// opener returns a
+//     fresh, empty bucket each time). Closing a bucket returned by Open does
+//     not clear or close the shared one. mem:// without a name is the bucket
+//     named "".
+//   - file:// buckets do not write gocloud's ".attrs" sidecar files by
+//     default (fileblob's metadata=skip), so a directory that receives
+//     results holds just those results. Content types and metadata are then
+//     not stored; add "metadata=" (empty) to the URL to get the sidecars back.
+//
+// Object URLs (an item's data.url) are split with itemapi.SplitObjectURL.
+package blobs
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sync"
+
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/azureblob" // azblob://
+	"gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/gcsblob" // gs://
+	"gocloud.dev/blob/memblob"
+	_ "gocloud.dev/blob/s3blob" // s3://
+
+	"github.com/itemq/itemq/itemapi"
+)
+
+// Open opens the bucket at a gocloud.dev bucket URL. The caller closes it.
+func Open(ctx context.Context, bucketURL string) (*blob.Bucket, error) {
+	b, err := Mux().OpenBucket(ctx, bucketURL)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", Redact(bucketURL), err)
+	}
+	return b, nil
+}
+
+// OpenObject opens the bucket holding the object at objectURL (see
+// itemapi.SplitObjectURL) and returns it with the object's key.
+func OpenObject(ctx context.Context, objectURL string) (*blob.Bucket, string, error) {
+	bucketURL, key, err := itemapi.SplitObjectURL(objectURL)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := Open(ctx, bucketURL)
+	if err != nil {
+		return nil, "", err
+	}
+	return b, key, nil
+}
+
+var (
+	muxOnce sync.Once
+	mux     *blob.URLMux
+)
+
+// Mux is the URL mux behind Open, for code that takes a *blob.URLMux. It
+// serves mem:// and file:// as described in the package documentation and
+// passes every other scheme registered on gocloud's default mux through.
+func Mux() *blob.URLMux {
+	muxOnce.Do(func() {
+		mux = new(blob.URLMux)
+		for _, s := range blob.DefaultURLMux().BucketSchemes() {
+			switch s {
+			case memblob.Scheme, fileblob.Scheme:
+			default:
+				mux.RegisterBucket(s, defaultOpener{})
+			}
+		}
+		mux.RegisterBucket(memblob.Scheme, memOpener{})
+		mux.RegisterBucket(fileblob.Scheme, fileOpener{})
+	})
+	return mux
+}
+
+type defaultOpener struct{}
+
+func (defaultOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
+	return blob.DefaultURLMux().OpenBucketURL(ctx, u)
+}
+
+type fileOpener struct{}
+
+func (fileOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
+	o := &fileblob.URLOpener{Options: fileblob.Options{Metadata: fileblob.MetadataDontWrite}}
+	return o.OpenBucketURL(ctx, u)
+}
+
+// Redact returns a URL for logs and errors: userinfo and query values that
+// look like secrets are replaced by "REDACTED".
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		changed := false
+		for k := range q {
+			switch k {
+			case "sig", "signature", "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token",
+				"token", "access_token", "secret", "key", "password", "sv", "se", "sp":
+				q.Set(k, "REDACTED")
+				changed = true
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.String()
+}
