@@ -92,7 +92,7 @@ func Open(ctx context.Context, environ []string, log *slog.Logger) (*source.Sour
 	}
 	b, err := openBucket(ctx, cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", cfg.URL, err)
+		return nil, err
 	}
 	d, err := New(ctx, b, cfg, log)
 	if err != nil {
@@ -233,18 +233,18 @@ func (d *Driver) getJSON(ctx context.Context, name, key string) (json.RawMessage
 	}
 	defer r.Close()
 	if r.Size() > d.cfg.MaxDataBytes {
-		return nil, source.Errorf(itemapi.ReasonTooLarge, "object %s is %d bytes, more than BUCKET_MAX_DATA_BYTES=%d", key, r.Size(), d.cfg.MaxDataBytes)
+		return nil, source.Errorf(itemapi.ReasonInternal, "item %q: the object is %d bytes, more than BUCKET_MAX_DATA_BYTES=%d", name, r.Size(), d.cfg.MaxDataBytes)
 	}
 	b, err := io.ReadAll(io.LimitReader(r, d.cfg.MaxDataBytes+1))
 	if err != nil {
 		return nil, d.objectError(name, "read "+key, err)
 	}
 	if int64(len(b)) > d.cfg.MaxDataBytes {
-		return nil, source.Errorf(itemapi.ReasonTooLarge, "object %s is more than BUCKET_MAX_DATA_BYTES=%d", key, d.cfg.MaxDataBytes)
+		return nil, source.Errorf(itemapi.ReasonInternal, "item %q: the object is more than BUCKET_MAX_DATA_BYTES=%d", name, d.cfg.MaxDataBytes)
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(b, &obj); err != nil || obj == nil {
-		return nil, source.Errorf(itemapi.ReasonConflict, "object %s is not a JSON object (BUCKET_DATA=json)", key)
+		return nil, source.Errorf(itemapi.ReasonInternal, "item %q: the object is not a JSON object, which BUCKET_DATA=json needs", name)
 	}
 	return b, nil
 }

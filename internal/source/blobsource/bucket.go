@@ -4,18 +4,13 @@ import (
 	"context"
 
 	"gocloud.dev/blob"
-	// The providers BUCKET_URL can name.
-	_ "gocloud.dev/blob/azureblob"
-	_ "gocloud.dev/blob/fileblob"
-	_ "gocloud.dev/blob/gcsblob"
-	_ "gocloud.dev/blob/memblob"
-	_ "gocloud.dev/blob/s3blob"
+
+	"github.com/itemq/itemq/internal/blobs"
 )
 
-// openBucket opens a bucket URL with gocloud's default URL mux.
-//
-// TODO(blobs): switch to internal/blobs.Open once it lands, so that mem://
-// names one shared bucket per process, as it does for the executors.
+// openBucket opens BUCKET_URL the way every itemq binary opens bucket URLs
+// (internal/blobs): mem://NAME is one shared bucket per process, file://
+// writes no .attrs sidecars unless the URL asks for them.
 var openBucket = func(ctx context.Context, url string) (*blob.Bucket, error) {
-	return blob.OpenBucket(ctx, url)
+	return blobs.Open(ctx, url)
 }

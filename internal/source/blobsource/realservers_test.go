@@ -3,6 +3,7 @@ package blobsource_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"gocloud.dev/blob"
 
@@ -32,3 +33,32 @@ func TestConformanceS3VersityGW(t *testing.T) { runServerConformance(t, servers.
 func TestConformanceGCSFake(t *testing.T) { runServerConformance(t, servers.FakeGCS(t)) }
 
 func TestConformanceAzurite(t *testing.T) { runServerConformance(t, servers.Azurite(t)) }
+
+// openServerBucket sets the server's environment and opens a fresh bucket.
+func openServerBucket(t *testing.T, srv *servers.Server) (*blob.Bucket, string) {
+	srv.Setenv(t)
+	u := srv.NewBucket(t)
+	b, err := blob.OpenBucket(context.Background(), u)
+	if err != nil {
+		t.Fatalf("open %s: %v", u, err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, u
+}
+
+// TestRealServers runs the driver-specific checks that depend on the
+// provider (copy, delete, MD5 and times in listings) on each real server.
+func TestRealServers(t *testing.T) {
+	for _, srv := range servers.All(t) {
+		t.Run(srv.Kind, func(t *testing.T) {
+			t.Run("CrashBetweenCopyAndDelete", func(t *testing.T) {
+				b, u := openServerBucket(t, srv)
+				testCrashBetweenCopyAndDelete(t, b, u)
+			})
+			t.Run("Recovery", func(t *testing.T) {
+				b, u := openServerBucket(t, srv)
+				testRecovery(t, b, u, 1100*time.Millisecond)
+			})
+		})
+	}
+}
