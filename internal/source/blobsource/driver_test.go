@@ -419,5 +419,3 @@ func TestConfig(t *testing.T) {
 		}
 	}
 }
-
-
