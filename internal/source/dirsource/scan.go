@@ -24,7 +24,15 @@ const (
 	kDir                 // a directory (not followed through symlinks)
 	kFile                // a regular file, or a symlink to one inside the root
 	kError               // could not be stated (permissions, I/O): keep what we know
+	kLink                // a symlink, not yet followed (readBatch only)
 )
+
+// dirEnt is one entry readBatch read, with its lstat.
+type dirEnt struct {
+	base        string
+	kind        kind
+	size, mtime int64
+}
 
 type stat struct {
 	kind        kind
@@ -221,13 +229,14 @@ func (d *Driver) fullScan(ctx context.Context) {
 
 type candidate struct {
 	rel string
-	e   fs.DirEntry
+	e   dirEnt
 }
 
 // scanTree walks the directory rel and everything under it, streaming:
 // entries are read, stated and applied scanBatch at a time.
 func (d *Driver) scanTree(ctx context.Context, r *os.Root, start string) {
 	stack := []string{start}
+	ents := make([]dirEnt, 0, scanBatch)
 	cands := make([]candidate, 0, scanBatch)
 	for len(stack) > 0 {
 		if ctx.Err() != nil {
@@ -246,19 +255,16 @@ func (d *Driver) scanTree(ctx context.Context, r *os.Root, start string) {
 		}
 		for {
 			seq := d.delSeq.Load()
-			ents, err := f.ReadDir(scanBatch)
+			ents, err = readBatch(f, ents[:0])
 			cands = cands[:0]
 			for _, e := range ents {
-				base := e.Name()
-				rel := joinRel(dir, base)
-				t := e.Type()
-				switch {
-				case t.IsDir():
-					if d.eligibleDir(rel, base) {
+				switch e.kind {
+				case kDir:
+					if rel := joinRel(dir, e.base); d.eligibleDir(rel, e.base) {
 						stack = append(stack, rel)
 					}
-				case t.IsRegular() || t&fs.ModeSymlink != 0:
-					if d.eligibleFile(rel, base) {
+				case kFile, kLink, kError:
+					if rel := joinRel(dir, e.base); d.eligibleFile(rel, e.base) {
 						cands = append(cands, candidate{rel, e})
 					}
 				}
@@ -274,14 +280,16 @@ func (d *Driver) scanTree(ctx context.Context, r *os.Root, start string) {
 			}
 		}
 		f.Close()
+		clear(ents)
 		clear(cands)
 	}
 }
 
 // applyScanned applies a batch of scanned files. If nothing was dropped
-// from the index since the batch was read, the stat ReadDir made is used;
+// from the index since the batch was read, the stat readBatch made is used;
 // otherwise each file is stated again, so that a scan never brings back a
-// file whose removal was applied in between.
+// file whose removal was applied in between. Symlinks are always followed
+// here, inside the root only.
 func (d *Driver) applyScanned(r *os.Root, cands []candidate, seq uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -289,13 +297,8 @@ func (d *Driver) applyScanned(r *os.Root, cands []candidate, seq uint64) {
 	now := time.Now()
 	for _, c := range cands {
 		var st stat
-		if fresh && c.e.Type().IsRegular() {
-			fi, err := c.e.Info()
-			if err != nil {
-				st = classify(r, c.rel)
-			} else {
-				st = fileStat(fi)
-			}
+		if fresh && c.e.kind == kFile {
+			st = stat{kind: kFile, size: c.e.size, mtime: c.e.mtime}
 		} else {
 			st = classify(r, c.rel)
 		}
