@@ -447,15 +447,16 @@ func (d *Driver) Submit(_ context.Context, data json.RawMessage) (string, error)
 		_ = r.Remove(tmp)
 		return "", source.Errorf(itemapi.ReasonInternal, "submit: write %s: %v", tmp, err)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	if err := r.Rename(tmp, name); err != nil {
 		_ = r.Remove(tmp)
 		return "", source.Errorf(itemapi.ReasonInternal, "submit: rename %s: %v", tmp, err)
 	}
 	syncDir(r, dirOrDot(sub))
+	// Complete by construction: listed at once, whatever DIR_SETTLE says.
+	d.mu.Lock()
 	delete(d.pending, name)
 	d.idx.Put(name, makeInfo(fi.Size(), fi.ModTime().UnixNano(), d.mark))
+	d.mu.Unlock()
 	return name, nil
 }
 

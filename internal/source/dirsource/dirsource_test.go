@@ -781,3 +781,40 @@ func TestFileInfoMark(t *testing.T) {
 		}
 	}
 }
+
+// TestScanLargeDirectory: a directory whose entries take many getdents
+// buffers and many batches is read whole, by the initial scan and by
+// rescans (which only state the files they do not know).
+func TestScanLargeDirectory(t *testing.T) {
+	root := t.TempDir()
+	const n = 3000
+	var want []string
+	pad := strings.Repeat("x", 100)
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("big/%s-%05d.dat", pad, i)
+		writeOld(t, root, name, "x")
+		want = append(want, name)
+		if i%100 == 0 {
+			writeOld(t, root, fmt.Sprintf("big/.%s-%05d.dat", pad, i), "hidden")
+		}
+	}
+	d, _ := newDriver(t, root, "DIR_WATCH=false", "DIR_POLL_INTERVAL=1h", "DIR_SETTLE=0")
+	waitListed(t, d, want...)
+	// Remove some, add some: a rescan sees both.
+	for i := 0; i < n; i += 7 {
+		_ = os.Remove(filepath.Join(root, filepath.FromSlash(want[i])))
+	}
+	var after []string
+	for i, name := range want {
+		if i%7 != 0 {
+			after = append(after, name)
+		}
+	}
+	for i := n; i < n+50; i++ {
+		name := fmt.Sprintf("big/%s-%05d.dat", pad, i)
+		writeOld(t, root, name, "x")
+		after = append(after, name)
+	}
+	waitRescan(t, d)
+	waitListed(t, d, after...)
+}

@@ -7,16 +7,22 @@ import (
 	"os"
 )
 
-// readBatch reads up to scanBatch entries of the directory f (opened
-// through the root), each with its lstat.
-func readBatch(f *os.File, buf []dirEnt) ([]dirEnt, error) {
+// dirReader reads a directory opened through the root; off Linux, each
+// entry comes with its lstat.
+type dirReader struct{}
+
+func (r *dirReader) reset() {}
+
+// readBatch appends up to scanBatch entries of f to out. Hidden entries
+// are skipped.
+func (r *dirReader) readBatch(f *os.File, out []dirEnt) ([]dirEnt, error) {
 	ents, err := f.ReadDir(scanBatch)
 	for _, de := range ents {
 		name := de.Name()
 		if name == "" || name[0] == '.' {
 			continue
 		}
-		e := dirEnt{base: name}
+		e := dirEnt{base: name, statted: true}
 		switch t := de.Type(); {
 		case t.IsDir():
 			e.kind = kDir
@@ -32,7 +38,10 @@ func readBatch(f *os.File, buf []dirEnt) ([]dirEnt, error) {
 		default:
 			e.kind = kOther
 		}
-		buf = append(buf, e)
+		out = append(out, e)
 	}
-	return buf, err
+	return out, err
 }
+
+// statAt is never needed: readBatch states every entry.
+func statAt(f *os.File, e *dirEnt) {}

@@ -25,12 +25,15 @@ const (
 	kFile                // a regular file, or a symlink to one inside the root
 	kError               // could not be stated (permissions, I/O): keep what we know
 	kLink                // a symlink, not yet followed (readBatch only)
+	kUnknown             // type not reported by the filesystem (readBatch only)
+	kKnown               // a regular file the index already holds, not stated (scanTree only)
 )
 
-// dirEnt is one entry readBatch read, with its lstat.
+// dirEnt is one entry readBatch read.
 type dirEnt struct {
 	base        string
 	kind        kind
+	statted     bool // size and mtime are known
 	size, mtime int64
 }
 
@@ -233,11 +236,14 @@ type candidate struct {
 }
 
 // scanTree walks the directory rel and everything under it, streaming:
-// entries are read, stated and applied scanBatch at a time.
+// entries are read, stated and applied scanBatch at a time. A regular file
+// the index already holds is only marked as seen, not stated: its size and
+// mtime serve nothing once it is listed (Get looks at the file itself).
 func (d *Driver) scanTree(ctx context.Context, r *os.Root, start string) {
 	stack := []string{start}
 	ents := make([]dirEnt, 0, scanBatch)
 	cands := make([]candidate, 0, scanBatch)
+	var dr dirReader
 	for len(stack) > 0 {
 		if ctx.Err() != nil {
 			return
@@ -253,20 +259,34 @@ func (d *Driver) scanTree(ctx context.Context, r *os.Root, start string) {
 			}
 			continue
 		}
+		dr.reset()
 		for {
 			seq := d.delSeq.Load()
-			ents, err = readBatch(f, ents[:0])
+			ents, err = dr.readBatch(f, ents[:0])
 			cands = cands[:0]
-			for _, e := range ents {
+			for i := range ents {
+				e := &ents[i]
+				if e.kind == kUnknown {
+					statAt(f, e)
+				}
 				switch e.kind {
 				case kDir:
 					if rel := joinRel(dir, e.base); d.eligibleDir(rel, e.base) {
 						stack = append(stack, rel)
 					}
 				case kFile, kLink, kError:
-					if rel := joinRel(dir, e.base); d.eligibleFile(rel, e.base) {
-						cands = append(cands, candidate{rel, e})
+					rel := joinRel(dir, e.base)
+					if !d.eligibleFile(rel, e.base) {
+						continue
 					}
+					if e.kind == kFile && !e.statted {
+						if _, ok := d.idx.Get(rel); ok {
+							e.kind = kKnown
+						} else {
+							statAt(f, e)
+						}
+					}
+					cands = append(cands, candidate{rel, *e})
 				}
 			}
 			if len(cands) > 0 {
@@ -286,7 +306,7 @@ func (d *Driver) scanTree(ctx context.Context, r *os.Root, start string) {
 }
 
 // applyScanned applies a batch of scanned files. If nothing was dropped
-// from the index since the batch was read, the stat readBatch made is used;
+// from the index since the batch was read, what the scan found is used;
 // otherwise each file is stated again, so that a scan never brings back a
 // file whose removal was applied in between. Symlinks are always followed
 // here, inside the root only.
@@ -296,13 +316,22 @@ func (d *Driver) applyScanned(r *os.Root, cands []candidate, seq uint64) {
 	fresh := d.delSeq.Load() == seq
 	now := time.Now()
 	for _, c := range cands {
-		var st stat
-		if fresh && c.e.kind == kFile {
-			st = stat{kind: kFile, size: c.e.size, mtime: c.e.mtime}
-		} else {
-			st = classify(r, c.rel)
+		switch {
+		case fresh && c.e.kind == kKnown:
+			if v, ok := d.idx.Get(c.rel); ok {
+				if v.marked() != d.mark {
+					d.idx.Put(c.rel, makeInfo(v.size(), v.mtime, d.mark))
+				}
+				continue
+			}
+		case fresh && c.e.kind == kFile:
+			d.apply(c.rel, stat{kind: kFile, size: c.e.size, mtime: c.e.mtime}, now)
+			continue
+		case fresh && c.e.kind == kMissing:
+			d.apply(c.rel, stat{kind: kMissing}, now)
+			continue
 		}
-		d.apply(c.rel, st, now)
+		d.apply(c.rel, classify(r, c.rel), now)
 	}
 }
 

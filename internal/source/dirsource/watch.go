@@ -16,7 +16,7 @@ import (
 // than maxBatchDelay after the first of a batch, and at most maxDirty
 // paths, then applied together: a burst of writes to one file is one stat.
 const (
-	debounce      = 5 * time.Millisecond
+	debounce      = 2 * time.Millisecond
 	maxBatchDelay = 50 * time.Millisecond
 	maxDirty      = 4096
 )
