@@ -57,6 +57,18 @@ var s3AuthCodes = map[string]bool{
 	"AllAccessDisabled": true, "MissingSecurityHeader": true, "Unauthorized": true,
 }
 
+// looksLikeAuthCode catches the auth error codes of S3-compatible servers
+// that AWS does not use (versitygw answers an unknown access key ID with
+// 404 XAdminUserNotFound).
+func looksLikeAuthCode(code string) bool {
+	for _, w := range []string{"AccessKey", "Signature", "Credential", "UserNotFound", "Unauthorized", "Authentication"} {
+		if strings.Contains(code, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // classify says what kind of problem err shows.
 func classify(err error) problem {
 	if err == nil {
@@ -71,7 +83,7 @@ func classify(err error) problem {
 	}
 	if errors.As(err, &apiErr) {
 		code := apiErr.ErrorCode()
-		if s3AuthCodes[code] {
+		if s3AuthCodes[code] || looksLikeAuthCode(code) {
 			return problemAuth
 		}
 		if code == "NoSuchBucket" || code == "ContainerNotFound" {
