@@ -72,8 +72,11 @@ func nameVariables(err error) error {
 	return errors.New(msg)
 }
 
-// fileInfo is what the index keeps per file: 16 bytes. The sign bit of
-// sizeMark is the mark of the last full scan that saw the file (see sweep).
+// fileInfo is what the index keeps per file: 16 bytes. Size and mtime are
+// those seen when the file was listed, refreshed by fsnotify events (a
+// rescan does not state files it knows; Get looks at the file itself). The
+// sign bit of sizeMark is the mark of the last full scan that saw the file
+// (see sweep).
 type fileInfo struct {
 	sizeMark int64
 	mtime    int64 // Unix nanoseconds
@@ -202,6 +205,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Driver, error) {
 			d.watcher = w
 		}
 	}
+	d.log.Info("directory source", "pattern", cfg.Pattern, "recursive", cfg.Recursive, "data", cfg.Data,
+		"watch", d.watcher != nil, "poll", cfg.PollInterval.String(), "settle", cfg.Settle.String(),
+		"onDone", cfg.OnDone, "doneDir", archivePath(d.done), "failedDir", archivePath(d.failed), "submit", cfg.Submit)
 	ctx, d.cancel = context.WithCancel(ctx)
 	d.wg.Add(2)
 	go d.scanLoop(ctx)
@@ -211,6 +217,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Driver, error) {
 		go d.watchLoop(ctx)
 	}
 	return d, nil
+}
+
+func archivePath(ar *archive) string {
+	if ar == nil {
+		return ""
+	}
+	return ar.path
 }
 
 // setup opens the archive directories and the submission directory.

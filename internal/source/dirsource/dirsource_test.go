@@ -516,6 +516,31 @@ func TestSubmit(t *testing.T) {
 	d, root := newDriver(t, "", "DIR_SUBMIT=true", "DIR_SUBMIT_SUBDIR=in/coming", "DIR_DATA=json", "DIR_SETTLE=1h", "DIR_POLL_INTERVAL=10ms")
 	c := watch(t, d)
 	ctx := context.Background()
+	// A reader reads every visible file of the submission directory while
+	// the submissions are written: it never sees a partial one.
+	stopReader := make(chan struct{})
+	readerErr := make(chan error, 1)
+	go func() {
+		defer close(readerErr)
+		for {
+			select {
+			case <-stopReader:
+				return
+			default:
+			}
+			ents, _ := os.ReadDir(filepath.Join(root, "in/coming"))
+			for _, e := range ents {
+				if strings.HasPrefix(e.Name(), ".") {
+					continue
+				}
+				b, err := os.ReadFile(filepath.Join(root, "in/coming", e.Name()))
+				if err == nil && !json.Valid(b) {
+					readerErr <- fmt.Errorf("read a partial submission %s (%d bytes)", e.Name(), len(b))
+					return
+				}
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	names := make([]string, 20)
 	errs := make([]error, 20)
@@ -537,6 +562,10 @@ func TestSubmit(t *testing.T) {
 		}(i)
 	}
 	wg.Wait()
+	close(stopReader)
+	if err := <-readerErr; err != nil {
+		t.Fatal(err)
+	}
 	for _, err := range errs {
 		if err != nil {
 			t.Fatal(err)
