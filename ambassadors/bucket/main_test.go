@@ -38,7 +38,8 @@ type amb struct {
 	err    error
 }
 
-// startAmb runs itemq-bucket with the server's client environment and env,
+// startAmb runs itemq-bucket with the server's client environment (if srv
+// is not nil) and env,
 // and waits until it listens (and, unless noReady, until /readyz is 200).
 func startAmb(t testing.TB, srv *servers.Server, noReady bool, env ...string) *amb {
 	t.Helper()
@@ -51,7 +52,9 @@ func startAmb(t testing.TB, srv *servers.Server, noReady bool, env ...string) *a
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, srv.Env()...)
+	if srv != nil {
+		cmd.Env = append(cmd.Env, srv.Env()...)
+	}
 	cmd.Env = append(cmd.Env, "ITEMQ_ADDR=127.0.0.1:0", "ITEMQ_LOG_LEVEL=debug", "BUCKET_POLL_INTERVAL=200ms")
 	cmd.Env = append(cmd.Env, env...)
 	pipe, err := cmd.StderrPipe()
@@ -169,11 +172,14 @@ func (a *amb) waitReady(code int, want string) string {
 	return last
 }
 
-func (a *amb) list() ([]string, error) {
+func (a *amb) list() ([]string, error) { return a.listPages(2) }
+
+// listPages follows the pages of the listing, limit names a page.
+func (a *amb) listPages(limit int) ([]string, error) {
 	var all []string
 	next := ""
 	for {
-		p := "/v1/items?limit=2"
+		p := fmt.Sprintf("/v1/items?limit=%d", limit)
 		if next != "" {
 			p += "&continue=" + next
 		}

@@ -313,7 +313,8 @@ func (d *Driver) Submit(ctx context.Context, data json.RawMessage) (string, erro
 	return name, nil
 }
 
-// Ack archives, deletes or keeps the item's object. A move copies first and
+// Ack archives, deletes or keeps the item's object (keep answers
+// MethodNotAllowed, as the contract asks of a source that does not archive). A move copies first and
 // deletes second, so that a crash in between leaves the object in both
 // places; acknowledging again (the copy overwrites with the same content)
 // or the recovery of the next start finishes it.
@@ -335,7 +336,9 @@ func (d *Driver) Ack(ctx context.Context, name string, outcome itemapi.Outcome) 
 	}
 	switch action {
 	case ActionKeep:
-		return nil
+		// By the contract, 405 tells the manager to keep its own record of
+		// the finished item (the object stays listed).
+		return source.Errorf(itemapi.ReasonMethodNotAllowed, "ack: the object stays in place (BUCKET_ON_%s=keep)", strings.ToUpper(map[itemapi.Outcome]string{itemapi.Succeeded: "done", itemapi.Failed: "failed"}[outcome]))
 	case ActionDelete:
 		if err := d.b.Delete(ctx, key); err != nil {
 			return d.objectError(name, "delete "+key, err)

@@ -162,7 +162,9 @@ func TestAckActions(t *testing.T) {
 			cfg.OnDone, cfg.OnFailed = c.onDone, c.onFailed
 			d := newDriver(t, b, cfg)
 			waitListed(t, d, "bad.json", "ok.json")
-			if err := d.Ack(ctx, "ok.json", itemapi.Succeeded); err != nil {
+			if err := d.Ack(ctx, "ok.json", itemapi.Succeeded); c.onDone == "keep" && !itemapi.IsMethodNotAllowed(err) {
+				t.Fatalf("ack with keep: %v, want MethodNotAllowed", err)
+			} else if c.onDone != "keep" && err != nil {
 				t.Fatal(err)
 			}
 			if err := d.Ack(ctx, "bad.json", itemapi.Failed); err != nil {

@@ -1,0 +1,123 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/itemq/itemq/internal/testutil/servers"
+)
+
+// BenchmarkList100k: a full paged listing (pages of 1000) of 100k objects
+// through itemq-bucket, on versitygw (S3) and on file://. It reports the
+// names per second of the HTTP listing, the time of the ambassador's first
+// listing of the bucket (start to ready, and the listing alone), and the
+// ambassador's resident memory after the listing and at its peak.
+//
+// The objects are written straight into the storage directories (versitygw's
+// posix backend serves files written there; they have no stored ETag), which
+// takes seconds where 100k PUTs would take minutes. ITEMQ_BENCH_OBJECTS
+// changes the count.
+//
+//	go test -run '^$' -bench List100k -benchtime 3x ./ambassadors/bucket/
+func BenchmarkList100k(b *testing.B) {
+	n := 100000
+	if v := os.Getenv("ITEMQ_BENCH_OBJECTS"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	b.Run("s3-versitygw", func(b *testing.B) {
+		srv := servers.VersityGW(b)
+		u := srv.NewBucket(b)
+		bucket := strings.TrimPrefix(u[:strings.Index(u, "?")], "s3://")
+		writeObjects(b, filepath.Join(srv.Dir, bucket), n)
+		benchList(b, srv, u, n)
+	})
+	b.Run("file", func(b *testing.B) {
+		dir := b.TempDir()
+		writeObjects(b, dir, n)
+		benchList(b, nil, "file://"+dir, n)
+	})
+}
+
+// writeObjects writes n small files under dir/clips/ in 100 subdirectories.
+func writeObjects(b *testing.B, dir string, n int) {
+	b.Helper()
+	for i := 0; i < n; i++ {
+		sub := filepath.Join(dir, "clips", fmt.Sprintf("%02d", i%100))
+		if i < 100 {
+			if err := os.MkdirAll(sub, 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("clip-%07d.mp4", i)), []byte("0123456789"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchList(b *testing.B, srv *servers.Server, bucketURL string, n int) {
+	start := time.Now()
+	a := startAmb(b, srv, false, "BUCKET_URL="+bucketURL, "BUCKET_PREFIX=clips/", "BUCKET_POLL_INTERVAL=1h")
+	ready := time.Since(start)
+	listing := firstListing(b, a)
+	b.ResetTimer()
+	var names int
+	for i := 0; i < b.N; i++ {
+		got, err := a.listPages(1000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(got) != n {
+			b.Fatalf("listed %d names, want %d", len(got), n)
+		}
+		names += len(got)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(names)/b.Elapsed().Seconds(), "names/s")
+	b.ReportMetric(ready.Seconds(), "s-to-ready")
+	b.ReportMetric(listing.Seconds(), "s-bucket-listing")
+	rss, hwm := memory(b, a.cmd.Process.Pid)
+	b.ReportMetric(rss, "MB-RSS")
+	b.ReportMetric(hwm, "MB-peak-RSS")
+}
+
+// firstListing reads the duration of the ambassador's first bucket listing
+// from its debug log.
+func firstListing(b *testing.B, a *amb) time.Duration {
+	for _, line := range strings.Split(a.log(), "\n") {
+		var rec struct{ Msg, Dur string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listed bucket" {
+			d, err := time.ParseDuration(rec.Dur)
+			if err == nil {
+				return d
+			}
+		}
+	}
+	b.Fatalf("no listing in the log\n%s", a.log())
+	return 0
+}
+
+// memory returns VmRSS and VmHWM of a process, in MB.
+func memory(b *testing.B, pid int) (rss, hwm float64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && (f[0] == "VmRSS:" || f[0] == "VmHWM:") {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			if f[0] == "VmRSS:" {
+				rss = kb / 1024
+			} else {
+				hwm = kb / 1024
+			}
+		}
+	}
+	return rss, hwm
+}
