@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -107,9 +108,10 @@ func (c *Command) Run(ctx context.Context) error {
 		onErr = logLines(log, "stderr")
 	}
 	var drained sync.WaitGroup
+	var progress atomic.Int64 // bytes read, to tell slow draining from a stuck pipe
 	drained.Add(2)
-	go func() { defer drained.Done(); readLines(outR, maxLine, onOut) }()
-	go func() { defer drained.Done(); readLines(errR, maxLine, onErr) }()
+	go func() { defer drained.Done(); readLines(&countingReader{outR, &progress}, maxLine, onOut) }()
+	go func() { defer drained.Done(); readLines(&countingReader{errR, &progress}, maxLine, onErr) }()
 
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- cmd.Wait() }()
@@ -133,17 +135,29 @@ func (c *Command) Run(ctx context.Context) error {
 	}
 	// Whatever the child left running in its group goes with it.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	// A process that left the group may still hold the pipes: do not wait
-	// for it for long.
+	// Read what is left in the pipes. A process that left the group may
+	// still hold them open: stop when nothing more arrives for a while.
 	done := make(chan struct{})
 	go func() { drained.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Second):
-		log.Warn("a process outside the child's group still holds its output; closing it", "pid", pid)
-		outR.Close()
-		errR.Close()
-		<-done
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	last := progress.Load()
+wait:
+	for {
+		select {
+		case <-done:
+			break wait
+		case <-tick.C:
+			if n := progress.Load(); n != last {
+				last = n
+				continue
+			}
+			log.Warn("a process outside the child's group still holds its output; closing it", "pid", pid)
+			outR.Close()
+			errR.Close()
+			<-done
+			break wait
+		}
 	}
 	outR.Close()
 	errR.Close()
@@ -167,6 +181,17 @@ func (c *Command) Run(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", context.Cause(ctx), xerr)
 	}
 	return xerr
+}
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 func closeAll(fs ...*os.File) {

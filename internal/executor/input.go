@@ -148,6 +148,9 @@ func soleFile(dir string) string {
 // when nothing is left.
 func SafeFileName(p string) string {
 	base := path.Base(strings.ReplaceAll(p, `\`, "/"))
+	if base == "/" || base == "." {
+		return "input"
+	}
 	b := []byte(base)
 	for i, c := range b {
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
@@ -253,6 +256,10 @@ func fetchHTTP(ctx context.Context, client *http.Client, rawURL string, w io.Wri
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = blobs.Redact(ue.URL)
+		}
 		return 0, err // transient: connection refused, reset, timeout, DNS
 	}
 	kick()

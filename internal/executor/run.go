@@ -2,10 +2,12 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"gocloud.dev/blob"
@@ -59,6 +61,9 @@ func (x *execution) run(ctx context.Context) error {
 		t = time.Now()
 		err = retry(ctx, cfg.FetchAttempts, cfg.FetchBackoff, log, "check "+ManifestName, func(ctx context.Context) error {
 			ok, err := out.Exists(ctx, key+"/"+ManifestName)
+			if errors.Is(err, syscall.ENOTDIR) {
+				ok, err = false, nil // file://: a file is where the key's directory would be
+			}
 			manifestExists = ok
 			return classifyBlobError(err)
 		})

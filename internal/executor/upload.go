@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"gocloud.dev/blob"
@@ -196,6 +198,15 @@ func (x *execution) upload(ctx context.Context, b *blob.Bucket, key string, item
 }
 
 func uploadFile(ctx context.Context, b *blob.Bucket, key string, f outputFile) (ManifestOutput, error) {
+	out, err := uploadFile1(ctx, b, key, f)
+	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) {
+		// file:// only: keys nest, and a file cannot also be a directory.
+		return out, Permanentf("%w (on a file:// OUTPUT_URL a file is in the way of the item key's directory, or a directory in the way of a file)", err)
+	}
+	return out, err
+}
+
+func uploadFile1(ctx context.Context, b *blob.Bucket, key string, f outputFile) (ManifestOutput, error) {
 	r, err := os.Open(f.path)
 	if err != nil {
 		return ManifestOutput{}, fmt.Errorf("upload %s: %w", f.name, err)
