@@ -1,0 +1,381 @@
+package kube
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/itemq/itemq/internal/queue"
+	"github.com/itemq/itemq/itemapi"
+)
+
+// Labels and annotations the runner puts on its Jobs, their pod templates
+// and their ConfigMaps.
+const (
+	LabelManagedBy = "app.kubernetes.io/managed-by" // = ManagedBy
+	ManagedBy      = "itemq"
+	LabelQueue     = "itemq.io/queue"     // the queue's name
+	LabelItemHash  = "itemq.io/item-hash" // queue.ItemHash(item)
+	// AnnotationItem is the full item name: the identity of a Job (names
+	// are hashes and may collide).
+	AnnotationItem = "itemq.io/item"
+	// AnnotationAcked is the outcome the source was told ("succeeded" or
+	// "failed"), set by MarkAcked.
+	AnnotationAcked = "itemq.io/acked"
+)
+
+// Where the builder puts things in the pod.
+const (
+	ItemVolume = "itemq-item" // the ConfigMap volume
+	WorkVolume = "itemq-work" // the emptyDir shared by the steps of a pipeline
+	ItemKey    = "item.json"  // the ConfigMap key
+	ItemDir    = "/var/run/itemq/item"
+	ItemFile   = ItemDir + "/" + ItemKey // WORK_ITEM_FILE
+	InputDir   = "/var/run/itemq/in"     // INPUT_DIR of steps 2..n
+	OutputDir  = "/var/run/itemq/out"    // OUTPUT_DIR of every step of a pipeline
+)
+
+// Params are what a Job is built from besides its template.
+type Params struct {
+	Queue     string
+	Namespace string
+	// Name of the Job and its ConfigMap (default: queue.JobName).
+	Name string
+	Item *itemapi.Item
+	// Steps, when set, are the commands of the job's steps (MANAGER_STEPS or
+	// MANAGER_COMMAND), run in the template's only container's image.
+	Steps [][]string
+	// Env is set in every container (MANAGER_JOB_ENV_*), replacing the
+	// template's variables of the same name.
+	Env map[string]string
+	// MaxAttempts sets backoffLimit = MaxAttempts-1 (at least 1 attempt).
+	MaxAttempts int
+	// ActiveDeadline bounds the whole Job (all attempts), when positive.
+	ActiveDeadline time.Duration
+}
+
+// LoadTemplate reads a Job template: a YAML (or JSON) file holding one
+// batch/v1 Job. Unknown fields are errors, so a typo does not pass
+// silently.
+func LoadTemplate(path string) (*batchv1.Job, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("job template: %w", err)
+	}
+	return ParseTemplate(raw)
+}
+
+// ParseTemplate parses a Job template (see LoadTemplate).
+func ParseTemplate(raw []byte) (*batchv1.Job, error) {
+	var job batchv1.Job
+	if err := yaml.UnmarshalStrict(raw, &job); err != nil {
+		return nil, fmt.Errorf("job template: want one batch/v1 Job in YAML: %w", err)
+	}
+	if job.APIVersion != "batch/v1" || job.Kind != "Job" {
+		return nil, fmt.Errorf("job template: apiVersion %q, kind %q: want batch/v1 Job", job.APIVersion, job.Kind)
+	}
+	return &job, nil
+}
+
+// ValidateTemplate checks that a template can be built into Jobs, with the
+// steps given (nil: the template's containers are the steps).
+func ValidateTemplate(tmpl *batchv1.Job, steps [][]string) error {
+	if tmpl == nil {
+		return errors.New("job template: missing")
+	}
+	if tmpl.APIVersion != "" && tmpl.APIVersion != "batch/v1" || tmpl.Kind != "" && tmpl.Kind != "Job" {
+		return fmt.Errorf("job template: apiVersion %q, kind %q: want batch/v1 Job", tmpl.APIVersion, tmpl.Kind)
+	}
+	spec := tmpl.Spec
+	pod := spec.Template.Spec
+	var errs []error
+	if len(pod.Containers) == 0 {
+		errs = append(errs, errors.New("spec.template.spec.containers: at least one container is needed"))
+	}
+	if len(steps) > 0 && len(pod.Containers) != 1 {
+		errs = append(errs, fmt.Errorf("spec.template.spec.containers: MANAGER_STEPS/MANAGER_COMMAND run in the image of the template's only container, but it has %d", len(pod.Containers)))
+	}
+	if spec.Selector != nil || ptr.Deref(spec.ManualSelector, false) {
+		errs = append(errs, errors.New("spec.selector/manualSelector: leave them out; the Job controller makes the selector"))
+	}
+	if p := ptr.Deref(spec.Parallelism, 1); p != 1 {
+		errs = append(errs, fmt.Errorf("spec.parallelism=%d: a job runs one item, one pod at a time", p))
+	}
+	if c := ptr.Deref(spec.Completions, 1); c != 1 {
+		errs = append(errs, fmt.Errorf("spec.completions=%d: a job runs one item once", c))
+	}
+	if spec.CompletionMode != nil && *spec.CompletionMode != batchv1.NonIndexedCompletion {
+		errs = append(errs, fmt.Errorf("spec.completionMode=%s: only NonIndexed", *spec.CompletionMode))
+	}
+	if spec.BackoffLimitPerIndex != nil || spec.MaxFailedIndexes != nil || spec.SuccessPolicy != nil {
+		errs = append(errs, errors.New("spec.backoffLimitPerIndex/maxFailedIndexes/successPolicy: only for Indexed Jobs"))
+	}
+	if rp := pod.RestartPolicy; rp != "" && rp != corev1.RestartPolicyNever {
+		errs = append(errs, fmt.Errorf("spec.template.spec.restartPolicy=%s: must be Never (each attempt is a pod; the podFailurePolicy needs it)", rp))
+	}
+	for _, v := range pod.Volumes {
+		if v.Name == ItemVolume || v.Name == WorkVolume {
+			errs = append(errs, fmt.Errorf("spec.template.spec.volumes: the name %q is reserved for itemq", v.Name))
+		}
+	}
+	if tmpl.Spec.PodFailurePolicy != nil && len(tmpl.Spec.PodFailurePolicy.Rules)+len(podFailureRules()) > 20 {
+		errs = append(errs, errors.New("spec.podFailurePolicy: at most 18 rules (itemq adds 2)"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("job template: %w", err)
+	}
+	return nil
+}
+
+// TemplateWarnings lists what a valid template sets that the builder
+// replaces.
+func TemplateWarnings(tmpl *batchv1.Job) []string {
+	var w []string
+	if tmpl.Spec.TTLSecondsAfterFinished != nil {
+		w = append(w, "spec.ttlSecondsAfterFinished is ignored: Jobs get MANAGER_JOB_TTL once their item is acknowledged")
+	}
+	if tmpl.Spec.BackoffLimit != nil {
+		w = append(w, "spec.backoffLimit is ignored: it is MANAGER_MAX_ATTEMPTS-1")
+	}
+	if tmpl.Name != "" || tmpl.GenerateName != "" || tmpl.Namespace != "" {
+		w = append(w, "metadata.name/generateName/namespace are ignored: Jobs are named <queue>-<hash> in the manager's namespace")
+	}
+	return w
+}
+
+// JobNames returns the candidate names of an item's Job, in the order they
+// are tried: queue.JobName (10 hex digits of sha256), then 20 and 32 hex
+// digits (the queue name shortened to fit 63 characters) for the rare item
+// whose shorter name is taken by another item. They are deterministic, so a
+// restarted manager finds the same Job.
+func JobNames(queueName, item string) []string {
+	sum := sha256.Sum256([]byte(item))
+	h := hex.EncodeToString(sum[:])
+	names := []string{queue.JobName(queueName, item)}
+	for _, n := range []int{20, 32} {
+		q := queueName
+		if len(q)+1+n > 63 {
+			q = strings.TrimRight(q[:63-1-n], "-")
+		}
+		names = append(names, q+"-"+h[:n])
+	}
+	return names
+}
+
+// Selector is the label selector of a queue's Jobs and ConfigMaps.
+func Selector(queueName string) string {
+	return LabelManagedBy + "=" + ManagedBy + "," + LabelQueue + "=" + queueName
+}
+
+// podFailureRules fail the Job at once when a container exits with 2 (the
+// item is bad: retrying cannot help), and do not count disruptions
+// (preemption, eviction, node drain) as attempts.
+func podFailureRules() []batchv1.PodFailurePolicyRule {
+	return []batchv1.PodFailurePolicyRule{
+		{
+			Action:      batchv1.PodFailurePolicyActionFailJob,
+			OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{queue.ExitPermanent}},
+		},
+		{
+			Action:          batchv1.PodFailurePolicyActionIgnore,
+			OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}},
+		},
+	}
+}
+
+// Build makes the Job of one item and the ConfigMap holding its item file
+// from the user's template. It is a pure function: the same inputs give
+// the same objects. The template must have passed ValidateTemplate.
+//
+// The Job: named p.Name, labelled (managed-by, queue, item-hash) and
+// annotated (item) like its pod template and its ConfigMap; backoffLimit
+// MaxAttempts-1; restartPolicy Never; a podFailurePolicy that fails the Job
+// on exit code 2 and ignores disruptions (then the template's own rules);
+// activeDeadlineSeconds from ActiveDeadline; no ttlSecondsAfterFinished
+// (the runner sets it when the item is acknowledged). Every container, init
+// containers included, mounts the ConfigMap read-only at ItemDir and gets
+// WORK_ITEM_FILE, ITEMQ_QUEUE, ITEMQ_JOB_NAME and Env.
+//
+// Steps: with p.Steps, each step is a copy of the template's container with
+// the step's command; otherwise the template's containers are the steps.
+// With more than one step, steps 1..n-1 become init containers (after the
+// template's own) run in order and step n the main container; they share an
+// emptyDir: step k writes to OutputDir (subdirectory step<k> of the volume),
+// which step k+1 reads as InputDir; ITEMQ_STEP is k; only the last step
+// keeps OUTPUT_URL.
+func Build(tmpl *batchv1.Job, p Params) (*batchv1.Job, *corev1.ConfigMap, error) {
+	if p.Item == nil {
+		return nil, nil, errors.New("build job: no item")
+	}
+	if err := ValidateTemplate(tmpl, p.Steps); err != nil {
+		return nil, nil, err
+	}
+	doc, err := json.Marshal(p.Item)
+	if err != nil {
+		return nil, nil, fmt.Errorf("build job: encode item %q: %w", p.Item.Name, err)
+	}
+	name := p.Name
+	if name == "" {
+		name = queue.JobName(p.Queue, p.Item.Name)
+	}
+	labels := map[string]string{
+		LabelManagedBy: ManagedBy,
+		LabelQueue:     p.Queue,
+		LabelItemHash:  queue.ItemHash(p.Item.Name),
+	}
+	annotations := map[string]string{AnnotationItem: p.Item.Name}
+
+	cm := &corev1.ConfigMap{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: p.Namespace,
+			Labels: maps.Clone(labels), Annotations: maps.Clone(annotations),
+		},
+		Data:      map[string]string{ItemKey: string(doc)},
+		Immutable: ptr.To(true),
+	}
+
+	t := tmpl.DeepCopy()
+	job := &batchv1.Job{
+		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: p.Namespace,
+			Labels:      merge(t.Labels, labels),
+			Annotations: merge(withoutKey(t.Annotations, AnnotationAcked), annotations),
+		},
+		Spec: t.Spec,
+	}
+	spec := &job.Spec
+	spec.Selector, spec.ManualSelector = nil, nil
+	spec.Parallelism, spec.Completions = ptr.To[int32](1), ptr.To[int32](1)
+	spec.BackoffLimit = ptr.To(int32(max(p.MaxAttempts, 1) - 1))
+	spec.TTLSecondsAfterFinished = nil
+	if p.ActiveDeadline > 0 {
+		spec.ActiveDeadlineSeconds = ptr.To(int64((p.ActiveDeadline + time.Second - 1) / time.Second))
+	}
+	rules := podFailureRules()
+	if spec.PodFailurePolicy != nil {
+		rules = append(rules, spec.PodFailurePolicy.Rules...)
+	}
+	spec.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: rules}
+
+	pt := &spec.Template
+	pt.Labels = merge(pt.Labels, labels)
+	pt.Annotations = merge(pt.Annotations, annotations)
+	pod := &pt.Spec
+	pod.RestartPolicy = corev1.RestartPolicyNever
+	pod.Volumes = append(pod.Volumes, corev1.Volume{
+		Name: ItemVolume,
+		VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: name},
+			Items:                []corev1.KeyToPath{{Key: ItemKey, Path: ItemKey}},
+			DefaultMode:          ptr.To[int32](0o444),
+		}},
+	})
+
+	// The steps.
+	var steps []corev1.Container
+	if len(p.Steps) > 0 {
+		base := pod.Containers[0]
+		for i, argv := range p.Steps {
+			c := *base.DeepCopy()
+			if len(p.Steps) > 1 {
+				c.Name = fmt.Sprintf("step%d", i+1)
+			}
+			c.Command = slices.Clone(argv)
+			c.Args = nil
+			steps = append(steps, c)
+		}
+	} else {
+		steps = pod.Containers
+	}
+	n := len(steps)
+	common := []corev1.EnvVar{
+		{Name: "WORK_ITEM_FILE", Value: ItemFile},
+		{Name: "ITEMQ_QUEUE", Value: p.Queue},
+		{Name: "ITEMQ_JOB_NAME", Value: name},
+	}
+	for _, k := range slices.Sorted(maps.Keys(p.Env)) {
+		common = append(common, corev1.EnvVar{Name: k, Value: p.Env[k]})
+	}
+	itemMount := corev1.VolumeMount{Name: ItemVolume, MountPath: ItemDir, ReadOnly: true}
+	for i := range steps {
+		c := &steps[i]
+		c.Env = setEnv(c.Env, common)
+		c.VolumeMounts = append(c.VolumeMounts, itemMount)
+		if n == 1 {
+			continue
+		}
+		c.Env = setEnv(c.Env, []corev1.EnvVar{
+			{Name: "ITEMQ_STEP", Value: strconv.Itoa(i + 1)},
+			{Name: "OUTPUT_DIR", Value: OutputDir},
+		})
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: WorkVolume, MountPath: OutputDir, SubPath: fmt.Sprintf("step%d", i+1)})
+		if i > 0 {
+			c.Env = setEnv(c.Env, []corev1.EnvVar{{Name: "INPUT_DIR", Value: InputDir}})
+			c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: WorkVolume, MountPath: InputDir, SubPath: fmt.Sprintf("step%d", i), ReadOnly: true})
+		}
+		if i < n-1 {
+			c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "OUTPUT_URL" })
+		}
+	}
+	for i := range pod.InitContainers {
+		c := &pod.InitContainers[i]
+		c.Env = setEnv(c.Env, common)
+		c.VolumeMounts = append(c.VolumeMounts, itemMount)
+	}
+	if n > 1 {
+		pod.InitContainers = append(pod.InitContainers, steps[:n-1]...)
+		pod.Containers = steps[n-1:]
+		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: WorkVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	} else {
+		pod.Containers = steps
+	}
+	return job, cm, nil
+}
+
+// merge returns base with over's entries added (over wins).
+func merge(base, over map[string]string) map[string]string {
+	out := make(map[string]string, len(base)+len(over))
+	maps.Copy(out, base)
+	maps.Copy(out, over)
+	return out
+}
+
+func withoutKey(m map[string]string, key string) map[string]string {
+	if _, ok := m[key]; !ok {
+		return m
+	}
+	out := maps.Clone(m)
+	delete(out, key)
+	return out
+}
+
+// setEnv sets vars in env: a variable already there is replaced where it
+// stands; new ones are appended in order.
+func setEnv(env []corev1.EnvVar, vars []corev1.EnvVar) []corev1.EnvVar {
+	out := slices.Clone(env)
+	for _, v := range vars {
+		i := slices.IndexFunc(out, func(e corev1.EnvVar) bool { return e.Name == v.Name })
+		if i >= 0 {
+			out[i] = v
+		} else {
+			out = append(out, v)
+		}
+	}
+	return out
+}
