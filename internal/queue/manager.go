@@ -69,6 +69,11 @@ type Manager struct {
 	ackq       []string
 	ackWake    chan struct{}
 	wake       chan struct{}
+	// active: this manager dispatches, acknowledges and forgets (the
+	// default). A passive one (a standby replica) only tracks the source
+	// and the runner and serves the status API; see SetActive.
+	active   bool
+	deferred []string // forgets put off while passive
 }
 
 // New returns a manager. Run starts it.
@@ -113,6 +118,7 @@ func New(cfg Config, src Source, runner Runner) *Manager {
 		acking:   map[string]struct{}{},
 		ackWake:  make(chan struct{}, 1),
 		wake:     make(chan struct{}, 1),
+		active:   true,
 	}
 	m.limit = max(cfg.MinActive, 1)
 	m.met = newMetrics(m)
@@ -266,11 +272,45 @@ func (m *Manager) itemDeletedLocked(name string, now time.Time) {
 	}
 }
 
+// SetActive switches the manager between active (the default: it starts
+// jobs, acknowledges finished items and drops old records) and passive (it
+// only follows the source and the runner and serves the status API, e.g. a
+// replica that is not the elected leader). It may be called before Run.
+// Becoming active reconciles at once.
+func (m *Manager) SetActive(active bool) {
+	m.mu.Lock()
+	was := m.active
+	m.active = active
+	var deferred []string
+	if active {
+		deferred, m.deferred = m.deferred, nil
+	}
+	m.mu.Unlock()
+	if active && !was {
+		m.log.Info("manager active: dispatching and acknowledging")
+		for _, item := range deferred {
+			m.forget(item)
+		}
+		m.reconcile(time.Now())
+	} else if !active && was {
+		m.log.Info("manager passive: following the source and the runner only")
+	}
+	m.signal()
+	m.ackSignal()
+}
+
 // forget drops a finished job whose item came back, then queues the item.
 func (m *Manager) forget(item string) {
 	if item == "" {
 		return
 	}
+	m.mu.Lock()
+	if !m.active {
+		m.deferred = append(m.deferred, item)
+		m.mu.Unlock()
+		return
+	}
+	m.mu.Unlock()
 	if err := m.runner.Forget(context.Background(), item); err != nil {
 		m.log.Warn("cannot drop the old job of an item that came back; it will not run again", "item", item, "err", err)
 		return
@@ -312,7 +352,7 @@ func (m *Manager) reconcile(now time.Time) {
 			m.queueAckLocked(name)
 		}
 	}
-	if m.cfg.Retention > 0 {
+	if m.cfg.Retention > 0 && m.active {
 		for name, since := range m.gone {
 			if now.Sub(since) > m.cfg.Retention {
 				expired = append(expired, name)
@@ -422,7 +462,7 @@ func (m *Manager) enqueueLocked(name string) {
 
 // popLocked takes the oldest waiting item, if the parallelism allows.
 func (m *Manager) popLocked() (string, bool) {
-	if m.unfinished+len(m.inflight) >= m.limit {
+	if !m.active || m.unfinished+len(m.inflight) >= m.limit {
 		return "", false
 	}
 	for m.head < len(m.fifo) {
@@ -629,11 +669,11 @@ func (m *Manager) ackLoop(ctx context.Context) error {
 	for {
 		m.mu.Lock()
 		var item string
-		if len(m.ackq) > 0 {
+		if len(m.ackq) > 0 && m.active {
 			item = m.ackq[0]
 			m.ackq = m.ackq[1:]
 		}
-		more := len(m.ackq) > 0
+		more := len(m.ackq) > 0 && m.active
 		m.mu.Unlock()
 		if more {
 			m.ackSignal() // another worker takes the next one
