@@ -17,7 +17,7 @@ import (
 // paths, then applied together: a burst of writes to one file is one stat.
 const (
 	debounce      = 2 * time.Millisecond
-	maxBatchDelay = 50 * time.Millisecond
+	maxBatchDelay = 20 * time.Millisecond
 	maxDirty      = 4096
 )
 
