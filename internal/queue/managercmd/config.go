@@ -52,6 +52,10 @@ type Config struct {
 	Token          string `env:"MANAGER_TOKEN"`
 	MaxSubmitBytes int64  `env:"MANAGER_MAX_SUBMIT_BYTES" envDefault:"1048576"`
 
+	// Kube: MANAGER_JOB_TEMPLATE, MANAGER_NAMESPACE, MANAGER_JOB_TTL,
+	// MANAGER_KUBE_QPS/BURST, MANAGER_LEADER_ELECT… (kube.go).
+	Kube KubeConfig
+
 	LogLevel  string `env:"ITEMQ_LOG_LEVEL" envDefault:"info"`
 	LogFormat string `env:"ITEMQ_LOG_FORMAT" envDefault:"json"`
 

@@ -82,6 +82,11 @@ func Run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		CreateRate: cfg.CreateRate, CreateBurst: cfg.CreateBurst, Resync: cfg.Resync, Retention: cfg.Retention,
 		DispatchWorkers: cfg.DispatchWorkers, OutputURL: cfg.jobEnv["OUTPUT_URL"], Log: log,
 	}, src, runner)
+	lost, stopElection, err := startLeaderElection(ctx, cfg, runner, m, log)
+	if err != nil {
+		return err
+	}
+	defer stopElection()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -104,6 +109,9 @@ func Run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		err = fmt.Errorf("status API: %w", err)
 		cancel()
 		<-runErr
+	case err = <-lost:
+		cancel()
+		<-runErr
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
@@ -123,6 +131,8 @@ func newRunner(ctx context.Context, cfg *Config, environ []string, log *slog.Log
 			BackoffBase: cfg.RetryBackoff, BackoffMax: cfg.RetryBackoffMax, JobTimeout: cfg.JobTimeout,
 			LogMaxBytes: cfg.LogMaxBytes, NoSync: !cfg.StateFsync, Log: log,
 		}, &local.ProcessLauncher{Steps: cfg.steps, Env: cfg.executorEnv(environ), Grace: cfg.Grace, Log: log})
+	case "kubernetes":
+		return newKubeRunner(ctx, cfg, environ, log)
 	}
-	return nil, usageError{fmt.Errorf("MANAGER_RUNNER=%q: want local (kubernetes, podman and docker arrive with their issues)", cfg.Runner)}
+	return nil, usageError{fmt.Errorf("MANAGER_RUNNER=%q: want local or kubernetes (podman and docker arrive with their issues)", cfg.Runner)}
 }
