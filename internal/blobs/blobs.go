@@ -13,6 +13,12 @@
 //     not stored; add "metadata=" (empty) to the URL to get the sidecars back.
 //
 // Object URLs (an item's data.url) are split with itemapi.SplitObjectURL.
+//
+// The s3://, gs:// and azblob:// drivers are linked in by default. Their
+// package initialisation is most of a binary's start-up time (see
+// docs/benchmarks/executors.md); a deployment that needs only some of them
+// can build without the others with the tags itemq_no_s3, itemq_no_gcs and
+// itemq_no_azure (go build -tags itemq_no_gcs,itemq_no_azure ./executors/script).
 package blobs
 
 import (
@@ -22,11 +28,8 @@ import (
 	"sync"
 
 	"gocloud.dev/blob"
-	_ "gocloud.dev/blob/azureblob" // azblob://
 	"gocloud.dev/blob/fileblob"
-	_ "gocloud.dev/blob/gcsblob" // gs://
 	"gocloud.dev/blob/memblob"
-	_ "gocloud.dev/blob/s3blob" // s3://
 
 	"github.com/itemq/itemq/itemapi"
 )

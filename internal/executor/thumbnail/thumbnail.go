@@ -140,7 +140,7 @@ func (s *Step) Pattern(dir string) string { return filepath.Join(dir, "thumb%03d
 
 // global options of every ffmpeg run: quiet but for errors, which are
 // what the error message is made of.
-var globalArgs = []string{"-hide_banner", "-nostdin", "-loglevel", "error"}
+var globalArgs = []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"}
 
 func (s *Step) outputArgs(kw ffmpeg.KwArgs) ffmpeg.KwArgs {
 	if s.Ext == "jpg" {

@@ -234,7 +234,7 @@ func TestConfigErrors(t *testing.T) {
 func TestArgs(t *testing.T) {
 	s := &thumbnail.Step{EveryFrames: 100, Width: 320, Ext: "png"}
 	got := strings.Join(s.FramesArgs("in.mp4", "out"), " ")
-	want := `-i in.mp4 -filter_complex [0]select=not(mod(n\,100))[s0];[s0]scale=320:-1[s1] -map [s1] -fps_mode vfr out/thumb%03d.png -hide_banner -nostdin -loglevel error -y`
+	want := `-i in.mp4 -filter_complex [0]select=not(mod(n\,100))[s0];[s0]scale=320:-1[s1] -map [s1] -fps_mode vfr out/thumb%03d.png -hide_banner -nostdin -nostats -loglevel error -y`
 	if got != want {
 		t.Fatalf("FramesArgs:\n got %s\nwant %s", got, want)
 	}
