@@ -424,11 +424,15 @@ func TestSIGTERMStopsTheChildGroup(t *testing.T) {
 			if code != 1 {
 				t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
 			}
-			for _, pid := range []int{child, sh} {
-				if alive(pid) {
-					t.Errorf("process %d outlived the executor", pid)
+			// SIGKILL is delivered asynchronously: wait for it to land.
+			testutil.Eventually(t, 30*time.Second, "the child process group is gone", func() error {
+				for _, pid := range []int{child, sh} {
+					if alive(pid) {
+						return fmt.Errorf("process %d is still running", pid)
+					}
 				}
-			}
+				return nil
+			})
 			if keys := blobstest.Keys(t, bucket, ""); len(keys) != 0 {
 				t.Fatalf("objects after SIGTERM: %v", keys)
 			}
@@ -442,7 +446,6 @@ func TestSIGTERMDuringUpload(t *testing.T) {
 	bin := scriptBin(t)
 	blocked := make(chan struct{}, 1)
 	release := make(chan struct{})
-	var firstDone atomic.Bool
 	bucket, env := blobstest.FakeS3(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/b.bin") {
@@ -460,9 +463,6 @@ func TestSIGTERMDuringUpload(t *testing.T) {
 				return
 			}
 			h.ServeHTTP(w, r)
-			if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/a.bin") {
-				firstDone.Store(true)
-			}
 		})
 	})
 	t.Cleanup(func() { close(release) }) // runs before the server's Close
@@ -477,9 +477,6 @@ func TestSIGTERMDuringUpload(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		cmd.Process.Kill()
 		t.Fatalf("the upload of b.bin never started; stderr:\n%s", stderr)
-	}
-	if !firstDone.Load() {
-		t.Fatal("a.bin was not uploaded before b.bin")
 	}
 	if keys := blobstest.Keys(t, bucket, "up/load/"); !slices.Equal(keys, []string{"up/load/a.bin"}) {
 		t.Fatalf("objects during the upload: %v", keys)
