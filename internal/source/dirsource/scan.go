@@ -260,7 +260,7 @@ func (d *Driver) scanTree(ctx context.Context, r *os.Root, start string) {
 			continue
 		}
 		dr.reset()
-		for {
+		for ctx.Err() == nil {
 			seq := d.delSeq.Load()
 			ents, err = dr.readBatch(f, ents[:0])
 			cands = cands[:0]
