@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/itemq/itemq/internal/testutil"
 	"github.com/itemq/itemq/internal/testutil/servers"
 	"github.com/itemq/itemq/itemapi"
 )
@@ -250,4 +254,27 @@ func TestS3ServerDownAndUp(t *testing.T) {
 		t.Fatalf("no log record of the recovery\n%s", a.log())
 	}
 	a.alive()
+}
+
+// TestConfigErrors: a bad configuration stops the binary at once, exit
+// code 1, with a message naming the problem.
+func TestConfigErrors(t *testing.T) {
+	bin := testutil.Binary(t, "ambassadors/bucket")
+	for _, c := range []struct{ url, want string }{
+		{"s3://AKIAKEY:secret@bucket", "must not carry credentials"},
+		{"s3://bucket?no_such_param=1", "no_such_param"},
+		{"ftp://bucket", "unsupported scheme"},
+		{"file:///nonexistent/itemq/dir", "nonexistent"},
+	} {
+		cmd := exec.Command(bin)
+		cmd.Env = []string{"ITEMQ_ADDR=127.0.0.1:0", "BUCKET_URL=" + c.url, "PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), c.want) {
+			t.Errorf("BUCKET_URL=%s: %v\n%s\nwant exit code 1 and a message with %q", c.url, err, out, c.want)
+		}
+		if strings.Contains(string(out), "secret") && strings.Contains(c.url, "secret") && !strings.Contains(string(out), "REDACTED") {
+			t.Errorf("the secret of %s is in the output:\n%s", c.url, out)
+		}
+	}
 }

@@ -78,8 +78,14 @@ func (d *Driver) poll(ctx context.Context) error {
 			if _, mine := d.recent[name]; mine {
 				continue
 			}
-			a := attrs{size: o.Size, mod: o.ModTime.UnixNano(), md5: string(o.MD5), gen: gen}
-			if old, ok := d.idx.Get(name); ok && (old.size != a.size || old.mod != a.mod || old.md5 != a.md5) {
+			a := attrs{size: o.Size, mod: o.ModTime.UnixNano(), gen: gen}
+			old, known := d.idx.Get(name)
+			if known && old.md5 == string(o.MD5) {
+				a.md5 = old.md5 // no new string for every item at every poll
+			} else {
+				a.md5 = string(o.MD5)
+			}
+			if known && (old.size != a.size || old.mod != a.mod || old.md5 != a.md5) {
 				changed++
 			}
 			if d.idx.Put(name, a) {
