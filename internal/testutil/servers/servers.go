@@ -7,7 +7,11 @@
 // gocloud.dev reads the providers' credentials and emulator settings from
 // the process environment: a test that opens buckets in-process calls
 // Server.Setenv (which rules out t.Parallel for that test), and a test that
-// runs a binary passes Server.Env to it explicitly.
+// runs a binary passes Server.Env to it explicitly. Beware: gocloud's
+// azblob:// URL opener reads AZURE_STORAGE_* only once per process (the
+// Azurite account and key are the same for every server, and each
+// server's address is in its bucket URLs, so that is enough), whereas
+// s3:// and gs:// read their variables at every open.
 package servers
 
 import (
