@@ -50,7 +50,7 @@ func Main(binary string, open OpenFunc) {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", binary, err)
 		var ue usageError
-		if errors.As(err, &ue) {
+		if errors.As(err, &ue) || errors.Is(err, config.ErrInvalid) {
 			os.Exit(2)
 		}
 		os.Exit(1)

@@ -6,10 +6,28 @@ package config
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/caarlos0/env/v11"
 )
+
+// ErrInvalid marks configuration errors (errors.Is). Binaries exit with
+// code 2 for them, 1 for other failures.
+var ErrInvalid = errors.New("invalid configuration")
+
+type invalidError struct{ err error }
+
+func (e invalidError) Error() string   { return e.err.Error() }
+func (e invalidError) Unwrap() []error { return []error{e.err, ErrInvalid} }
+
+// Invalid marks err as a configuration error.
+func Invalid(err error) error {
+	if err == nil || errors.Is(err, ErrInvalid) {
+		return err
+	}
+	return invalidError{err}
+}
 
 // Environ maps an os.Environ-style list to a map; later entries win.
 func Environ(environ []string) map[string]string {
@@ -24,21 +42,56 @@ func Environ(environ []string) map[string]string {
 }
 
 // Parse fills cfg (a pointer to a struct with `env` tags) from environ.
-// Errors name the variable and the problem, one per line.
+// Errors name the variable, its value and the problem
+// (`DIR_SETTLE="soon": time: invalid duration "soon"`).
 func Parse(cfg any, environ []string) error {
-	err := env.ParseWithOptions(cfg, env.Options{Environment: Environ(environ)})
+	vars := Environ(environ)
+	err := env.ParseWithOptions(cfg, env.Options{Environment: vars})
 	if err == nil {
 		return nil
 	}
+	keys := envKeys(reflect.TypeOf(cfg))
 	var agg env.AggregateError
-	if errors.As(err, &agg) {
-		msgs := make([]string, 0, len(agg.Errors))
-		for _, e := range agg.Errors {
-			msgs = append(msgs, e.Error())
-		}
-		return fmt.Errorf("configuration: %s", strings.Join(msgs, "; "))
+	if !errors.As(err, &agg) {
+		return Invalid(fmt.Errorf("configuration: %w", err))
 	}
-	return fmt.Errorf("configuration: %w", err)
+	msgs := make([]string, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if key, ok := keys[pe.Name]; ok {
+				msgs = append(msgs, fmt.Sprintf("%s=%q: %v", key, vars[key], pe.Err))
+				continue
+			}
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return Invalid(fmt.Errorf("configuration: %s", strings.Join(msgs, "; ")))
+}
+
+// envKeys maps the Go field names of a config struct to their variables.
+func envKeys(t reflect.Type) map[string]string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	out := map[string]string{}
+	if t.Kind() != reflect.Struct {
+		return out
+	}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if key, _, _ := strings.Cut(f.Tag.Get("env"), ","); key != "" {
+			out[f.Name] = key
+		}
+		if f.Type.Kind() == reflect.Struct || f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct {
+			for k, v := range envKeys(f.Type) {
+				if _, dup := out[k]; !dup {
+					out[k] = v
+				}
+			}
+		}
+	}
+	return out
 }
 
 // WithPrefix returns the variables of environ whose names start with

@@ -25,8 +25,8 @@ func ToStatus(err error) *itemapi.Status {
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		msg := strings.ToLower(http.StatusText(he.Code))
-		if m, ok := he.Message.(string); ok && m != "" {
-			msg = strings.ToLower(m[:1]) + m[1:]
+		if m, ok := he.Message.(string); ok && m != "" && m != http.StatusText(he.Code) {
+			msg = m
 		}
 		return itemapi.NewStatus(itemapi.ReasonForCode(he.Code), "%s", msg)
 	}

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/itemq/itemq/itemapi"
@@ -21,6 +22,8 @@ func (e *Error) Error() string {
 		prefix = fmt.Sprintf("%s %q: ", e.Op, e.Name)
 	case e.Op != "":
 		prefix = e.Op + ": "
+	case e.Name != "":
+		prefix = fmt.Sprintf("%q: ", e.Name)
 	}
 	return prefix + e.Err.Error()
 }
@@ -37,5 +40,7 @@ func Errorf(reason itemapi.Reason, format string, args ...any) error {
 
 // NotFound is the error drivers return for an item that is not there.
 func NotFound(name string) error {
-	return &Error{Reason: itemapi.ReasonNotFound, Err: fmt.Errorf("item %q not found", name)}
+	return &Error{Name: name, Reason: itemapi.ReasonNotFound, Err: errNotFound}
 }
+
+var errNotFound = errors.New("no such item")

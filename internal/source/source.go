@@ -194,6 +194,12 @@ func (s *Source) Submit(ctx context.Context, data json.RawMessage) (*itemapi.Ite
 	if err != nil {
 		return nil, s.wrap(ctx, "submit", "", err)
 	}
+	// Answer with the item as the source serves it (a driver may serve
+	// file attributes rather than the body); the body if it cannot be read
+	// back yet.
+	if got, err := s.d.Get(ctx, name); err == nil {
+		data = got
+	}
 	return itemapi.NewItem(name, data), nil
 }
 
@@ -261,8 +267,16 @@ func (s *Source) check(ctx context.Context, op string) error {
 // wrap classifies a driver error once.
 func (s *Source) wrap(ctx context.Context, op, name string, err error) error {
 	var e *Error
-	if errors.As(err, &e) && e.Op != "" {
-		return err // already classified by this package
+	if errors.As(err, &e) {
+		if e.Op != "" {
+			return err // already classified by this package
+		}
+		if e == err { // a driver's Errorf/NotFound: add what was being done
+			if e.Name != "" {
+				name = e.Name
+			}
+			return &Error{Op: op, Name: name, Reason: e.Reason, Err: e.Err}
+		}
 	}
 	reason := itemapi.ReasonOf(err)
 	switch {

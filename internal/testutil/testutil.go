@@ -35,20 +35,27 @@ func Binary(t testing.TB, pkg string) string {
 		return p
 	}
 	if binDir == "" {
-		d, err := os.MkdirTemp("", "itemq-test-bin-")
-		if err != nil {
+		// One directory per user, reused by every test process (go build's
+		// cache makes rebuilds cheap); each binary is built under a temporary
+		// name and renamed, so concurrent test processes never see half a file.
+		binDir = filepath.Join(os.TempDir(), fmt.Sprintf("itemq-test-bin-%d", os.Getuid()))
+		if err := os.MkdirAll(binDir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		binDir = d
 	}
 	out := filepath.Join(binDir, strings.ReplaceAll(pkg, "/", "_"))
-	cmd := exec.Command("go", "build", "-o", out, "./"+pkg)
+	tmp := filepath.Join(binDir, fmt.Sprintf(".build-%d-%s", os.Getpid(), filepath.Base(out)))
+	defer os.Remove(tmp)
+	cmd := exec.Command("go", "build", "-o", tmp, "./"+pkg)
 	cmd.Dir = ModuleRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, stderr.String())
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		t.Fatal(err)
 	}
 	binDone[pkg] = out
 	return out

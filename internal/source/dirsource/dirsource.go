@@ -30,8 +30,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"reflect"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -50,26 +48,13 @@ import (
 func Open(ctx context.Context, environ []string, log *slog.Logger) (*source.Source, error) {
 	var cfg Config
 	if err := config.Parse(&cfg, environ); err != nil {
-		return nil, nameVariables(err)
+		return nil, err
 	}
 	d, err := New(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	return source.New(d, source.WithMaxSubmitBytes(cfg.MaxSubmitBytes)), nil
-}
-
-// nameVariables adds the variable's name to parse errors, which name the
-// Go field only ("Settle" → "Settle" (DIR_SETTLE)).
-func nameVariables(err error) error {
-	msg := err.Error()
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		msg = strings.ReplaceAll(msg, fmt.Sprintf("field %q", f.Name), fmt.Sprintf("field %q (%s)", f.Name, name))
-	}
-	return errors.New(msg)
 }
 
 // fileInfo is what the index keeps per file: 16 bytes. Size and mtime are
@@ -162,7 +147,7 @@ var (
 // (Ready fails until it is done), fsnotify watching, settling and periodic
 // rescans. All of it ends when ctx ends or Close is called.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Driver, error) {
-	if err := cfg.validate(); err != nil {
+	if err := config.Invalid(cfg.validate()); err != nil {
 		return nil, err
 	}
 	if log == nil {
