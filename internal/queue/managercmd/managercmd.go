@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/itemq/itemq/internal/config"
 	"github.com/itemq/itemq/internal/logging"
 	"github.com/itemq/itemq/internal/queue"
 	"github.com/itemq/itemq/internal/queue/local"
@@ -31,7 +32,7 @@ func Main() {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", binary, err)
 		var ue usageError
-		if errors.As(err, &ue) {
+		if errors.As(err, &ue) || errors.Is(err, config.ErrInvalid) {
 			os.Exit(2)
 		}
 		os.Exit(1)
