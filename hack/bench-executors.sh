@@ -16,7 +16,7 @@ if command -v perf >/dev/null; then
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
   echo '{"kind":"Item","apiVersion":"v1","name":"bench","data":{"n":1}}' > "$tmp/item.json"
   for tags in "" itemq_no_gcs,itemq_no_azure itemq_no_gcs,itemq_no_azure,itemq_no_s3; do
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -tags "$tags" -o "$tmp/itemq-script" ./executors/script
+    CGO_ENABLED=0 go build -tags "$tags" -o "$tmp/itemq-script" ./executors/script
     printf 'tags=%-40s ' "${tags:-(all drivers)}"
     WORK_ITEM_FILE=$tmp/item.json OUTPUT_DIR=$tmp/out EXECUTOR_LOG_LEVEL=warn \
       perf stat -r "$rounds" "$tmp/itemq-script" -- /bin/true 2>&1 |
