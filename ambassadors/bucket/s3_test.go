@@ -257,7 +257,7 @@ func TestS3ServerDownAndUp(t *testing.T) {
 }
 
 // TestConfigErrors: a bad configuration stops the binary at once, exit
-// code 1, with a message naming the problem.
+// code 2, with a message naming the problem.
 func TestConfigErrors(t *testing.T) {
 	bin := testutil.Binary(t, "ambassadors/bucket")
 	for _, c := range []struct{ url, want string }{
@@ -265,13 +265,18 @@ func TestConfigErrors(t *testing.T) {
 		{"s3://bucket?no_such_param=1", "no_such_param"},
 		{"ftp://bucket", "unsupported scheme"},
 		{"file:///nonexistent/itemq/dir", "nonexistent"},
+		{"s3://bucket\nBUCKET_POLL_INTERVAL=soon", `BUCKET_POLL_INTERVAL="soon"`},
 	} {
 		cmd := exec.Command(bin)
-		cmd.Env = []string{"ITEMQ_ADDR=127.0.0.1:0", "BUCKET_URL=" + c.url, "PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+		url, extra, _ := strings.Cut(c.url, "\n")
+		cmd.Env = []string{"ITEMQ_ADDR=127.0.0.1:0", "BUCKET_URL=" + url, "PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+		if extra != "" {
+			cmd.Env = append(cmd.Env, extra)
+		}
 		out, err := cmd.CombinedOutput()
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), c.want) {
-			t.Errorf("BUCKET_URL=%s: %v\n%s\nwant exit code 1 and a message with %q", c.url, err, out, c.want)
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), c.want) {
+			t.Errorf("BUCKET_URL=%s: %v\n%s\nwant exit code 2 and a message with %q", c.url, err, out, c.want)
 		}
 		if strings.Contains(string(out), "secret") && strings.Contains(c.url, "secret") && !strings.Contains(string(out), "REDACTED") {
 			t.Errorf("the secret of %s is in the output:\n%s", c.url, out)

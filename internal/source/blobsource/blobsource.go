@@ -30,6 +30,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/itemq/itemq/internal/config"
 	"github.com/itemq/itemq/internal/source"
 	"github.com/itemq/itemq/itemapi"
 )
@@ -92,7 +93,10 @@ func Open(ctx context.Context, environ []string, log *slog.Logger) (*source.Sour
 	}
 	b, err := openBucket(ctx, cfg.URL)
 	if err != nil {
-		return nil, err
+		// gocloud refuses the URL itself (an unknown parameter, a file://
+		// directory that does not exist): a configuration error. Nothing
+		// is sent to the provider before the first listing.
+		return nil, config.Invalid(err)
 	}
 	d, err := New(ctx, b, cfg, log)
 	if err != nil {

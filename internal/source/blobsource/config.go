@@ -65,7 +65,7 @@ func ParseConfig(environ []string) (Config, error) {
 	if err := config.Parse(&c, environ); err != nil {
 		return c, err
 	}
-	return c, c.Validate()
+	return c, config.Invalid(c.Validate())
 }
 
 // Validate checks the configuration and fills in what depends on other
