@@ -44,7 +44,7 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"KAFKA_BROKERS=a:1", "KAFKA_TOPICS=x", "KAFKA_GROUP=g", "KAFKA_TLS_CERT_FILE=/c"}, []string{"go together", "KAFKA_TLS_CERT_FILE: stat /c"}},
 		{[]string{"KAFKA_BROKERS=a:1", "KAFKA_TOPICS=x", "KAFKA_GROUP=g", "KAFKA_MAX_PENDING=0", "KAFKA_COMMIT_INTERVAL=0s"}, []string{"KAFKA_MAX_PENDING=0", "KAFKA_COMMIT_INTERVAL=0s"}},
 		{[]string{"KAFKA_BROKERS=a:1", "KAFKA_TOPICS=x,dl", "KAFKA_GROUP=g", "KAFKA_DEAD_LETTER_TOPIC=dl"}, []string{"also in KAFKA_TOPICS"}},
-		{[]string{"KAFKA_BROKERS=a:1", "KAFKA_TOPICS=x", "KAFKA_GROUP=g", "KAFKA_MAX_PENDING=many"}, []string{"MaxPending", "many"}},
+		{[]string{"KAFKA_BROKERS=a:1", "KAFKA_TOPICS=x", "KAFKA_GROUP=g", "KAFKA_MAX_PENDING=many"}, []string{"KAFKA_MAX_PENDING", "many"}},
 	} {
 		_, err := ParseConfig(c.env)
 		if err == nil {

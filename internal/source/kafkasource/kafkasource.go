@@ -192,7 +192,7 @@ func (d *Driver) consume(ctx context.Context) {
 
 func (d *Driver) addLocked(k tp, recs []*kgo.Record) {
 	w := d.parts[k]
-	if w == nil {
+	if w == nil { // not announced by onAssigned (should not happen)
 		w = newWindow(d.cfg.MaxPending)
 		d.parts[k] = w
 	}
@@ -208,7 +208,18 @@ func (d *Driver) addLocked(k tp, recs []*kgo.Record) {
 	}
 }
 
+// onAssigned makes an empty window for each new partition. (Polls wait
+// while it runs: the option BlockRebalanceOnPoll gates this callback too.)
 func (d *Driver) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	d.mu.Lock()
+	for topic, ps := range assigned {
+		for _, p := range ps {
+			if k := (tp{topic, p}); d.parts[k] == nil {
+				d.parts[k] = newWindow(d.cfg.MaxPending)
+			}
+		}
+	}
+	d.mu.Unlock()
 	d.log.Info("partitions assigned", "partitions", assigned)
 }
 
@@ -218,7 +229,7 @@ func (d *Driver) onAssigned(_ context.Context, _ *kgo.Client, assigned map[strin
 func (d *Driver) onRevoked(_ context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	d.commitMu.Lock()
 	defer d.commitMu.Unlock()
-	offsets := d.dropLocked(revoked, true)
+	offsets := d.dropLocked(cl, revoked, true)
 	if len(offsets) == 0 {
 		return
 	}
@@ -233,16 +244,16 @@ func (d *Driver) onRevoked(_ context.Context, cl *kgo.Client, revoked map[string
 
 // onLost drops partitions that are already someone else's (the session
 // expired): committing is pointless, the group would refuse it.
-func (d *Driver) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+func (d *Driver) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
 	d.commitMu.Lock()
 	defer d.commitMu.Unlock()
-	d.dropLocked(lost, false)
+	d.dropLocked(cl, lost, false)
 	d.log.Warn("partitions lost; their unacknowledged messages go to whoever owns them now", "partitions", lost)
 }
 
 // dropLocked removes partitions and returns the offsets to commit for them.
 // It takes d.mu; the caller holds commitMu.
-func (d *Driver) dropLocked(parts map[string][]int32, wantOffsets bool) map[string]map[int32]kgo.EpochOffset {
+func (d *Driver) dropLocked(cl *kgo.Client, parts map[string][]int32, wantOffsets bool) map[string]map[int32]kgo.EpochOffset {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var offsets map[string]map[int32]kgo.EpochOffset
@@ -275,7 +286,7 @@ func (d *Driver) dropLocked(parts map[string][]int32, wantOffsets bool) map[stri
 	if len(resume) > 0 {
 		// Paused partitions stay paused in the client across a revoke;
 		// a partition assigned again later must fetch.
-		d.cl.ResumeFetchPartitions(resume)
+		cl.ResumeFetchPartitions(resume)
 	}
 	return offsets
 }
