@@ -170,12 +170,25 @@ func (d *Driver) consume(ctx context.Context) {
 			d.cl.AllowRebalance()
 			return
 		}
+		errs := 0
 		fetches.EachError(func(topic string, partition int32, err error) {
 			if errors.Is(err, context.Canceled) {
 				return
 			}
+			errs++
 			d.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
 		})
+		if errs > 0 && fetches.NumRecords() == 0 {
+			// Only errors (brokers unreachable, authentication): do not
+			// spin; franz-go keeps retrying underneath.
+			d.cl.AllowRebalance()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+			continue
+		}
 		d.mu.Lock()
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			if len(p.Records) > 0 {
