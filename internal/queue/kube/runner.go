@@ -47,10 +47,12 @@ type Config struct {
 	// (MANAGER_RETENTION after their item left the source).
 	TTL *time.Duration
 	// SweepInterval is how often ConfigMaps left by a crash are looked for
-	// (default 10m; the first sweep runs when Run starts).
+	// (default 10m; the first sweep runs when Run starts, and one runs
+	// again soon after a sweep that left young orphans alone).
 	SweepInterval time.Duration
-	// OrphanAge: a ConfigMap without an owner is adopted by its Job, or
-	// deleted when it has none, once it is this old (default 1m).
+	// OrphanAge: a ConfigMap without an owner and without a Job is deleted
+	// once it is this old (default 1m; younger, its Job may be being
+	// created). One whose Job exists is adopted at once.
 	OrphanAge time.Duration
 	// Active, when set, tells whether this replica may do the background
 	// writes (the sweep); with leader election only the leader does.
@@ -196,18 +198,24 @@ func (r *Runner) Run(ctx context.Context, notify func(queue.Job)) error {
 		}
 		return err
 	}
-	t := time.NewTicker(r.cfg.SweepInterval)
-	defer t.Stop()
 	for {
+		next := r.cfg.SweepInterval
 		if r.cfg.Active == nil || r.cfg.Active() {
-			if err := r.Sweep(ctx); err != nil && ctx.Err() == nil {
+			young, err := r.sweep(ctx)
+			if err != nil && ctx.Err() == nil {
 				r.log.Warn("sweep of orphaned ConfigMaps failed", "err", err)
 			}
+			if young {
+				next = min(next, r.cfg.OrphanAge+time.Second)
+			}
+		} else {
+			// A standby sweeps soon after it becomes the leader.
+			next = min(next, 10*time.Second)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-time.After(next):
 		}
 	}
 }
@@ -634,11 +642,17 @@ func (r *Runner) Forget(ctx context.Context, item string) error {
 
 // Sweep finds the queue's ConfigMaps that have no owner (a start was
 // interrupted between creating the ConfigMap and the Job, or before the
-// owner was set) and are older than OrphanAge: a ConfigMap whose Job exists
-// is adopted by it, the others are deleted.
+// owner was set): a ConfigMap whose Job exists is adopted by it; one
+// without a Job is deleted once it is older than OrphanAge.
 func (r *Runner) Sweep(ctx context.Context) error {
+	_, err := r.sweep(ctx)
+	return err
+}
+
+// sweep also reports whether it left young orphans alone.
+func (r *Runner) sweep(ctx context.Context) (young bool, err error) {
 	if err := r.WaitForSync(ctx); err != nil {
-		return err
+		return false, err
 	}
 	cms := r.client.CoreV1().ConfigMaps(r.cfg.Namespace)
 	opts := metav1.ListOptions{LabelSelector: Selector(r.cfg.Queue), Limit: 500}
@@ -651,12 +665,12 @@ func (r *Runner) Sweep(ctx context.Context) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("list configmaps: %w", err)
+			return young, fmt.Errorf("list configmaps: %w", err)
 		}
 		for i := range list.Items {
 			cm := &list.Items[i]
 			item := itemOf(cm)
-			if jobOwner(cm) != nil || cm.DeletionTimestamp != nil || item == "" || time.Since(cm.CreationTimestamp.Time) < r.cfg.OrphanAge {
+			if jobOwner(cm) != nil || cm.DeletionTimestamp != nil || item == "" {
 				continue
 			}
 			r.mu.Lock()
@@ -673,6 +687,10 @@ func (r *Runner) Sweep(ctx context.Context) error {
 				}
 				continue
 			}
+			if time.Since(cm.CreationTimestamp.Time) < r.cfg.OrphanAge {
+				young = true
+				continue
+			}
 			r.deleteConfigMap(ctx, cm.Name, cm.UID)
 			deleted++
 		}
@@ -684,7 +702,7 @@ func (r *Runner) Sweep(ctx context.Context) error {
 	if adopted+deleted > 0 {
 		r.log.Info("swept orphaned ConfigMaps", "adopted", adopted, "deleted", deleted)
 	}
-	return nil
+	return young, nil
 }
 
 // retry calls fn until it succeeds, fails for good, or RetryAttempts

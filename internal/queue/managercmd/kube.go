@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
 
 	"github.com/itemq/itemq/internal/config"
 	"github.com/itemq/itemq/internal/queue"
@@ -68,6 +69,8 @@ func newKubeRunner(ctx context.Context, cfg *Config, environ []string, log *slog
 	if kc.LeaderElect && kc.LeaseDuration < 3*time.Second {
 		return nil, usageError{fmt.Errorf("MANAGER_LEASE_DURATION=%v: at least 3s", kc.LeaseDuration)}
 	}
+	// client-go logs through klog: into the manager's log, as JSON.
+	klog.SetSlogLogger(log.With("component", "client-go"))
 	rc, ns, err := kube.ClientConfig(config.Environ(environ)["KUBECONFIG"], kc.QPS, kc.Burst)
 	if err != nil {
 		return nil, err
