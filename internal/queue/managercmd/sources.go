@@ -8,16 +8,23 @@ import (
 	"strings"
 
 	"github.com/itemq/itemq/internal/queue"
+	"github.com/itemq/itemq/internal/source"
+	"github.com/itemq/itemq/internal/source/blobsource"
 	"github.com/itemq/itemq/internal/source/dirsource"
+	"github.com/itemq/itemq/internal/source/kafkasource"
 	"github.com/itemq/itemq/itemapi"
 )
 
 // openSource opens MANAGER_SOURCE: an ambassador's URL (http, https), or a
 // source run inside the manager:
 //
-//	dir:///path?pattern=*.mp4&settle=2s    the directory driver (query keys are DIR_* settings)
+//	dir:///path?pattern=*.mp4&settle=2s        the directory driver (query keys are DIR_* settings)
+//	s3://bucket?endpoint=…, gs://, azblob://,   the bucket driver (the whole URL is BUCKET_URL)
+//	  file:///dir, mem://name
+//	kafka://host:9092,host2:9092/topic1,topic2?group=g   the Kafka driver (query keys are KAFKA_* settings)
 //
-// Settings not in the URL come from the manager's environment (DIR_*, …).
+// Settings not in the URL come from the manager's environment (DIR_*,
+// BUCKET_*, KAFKA_*, and the providers' credentials).
 // It returns the source and a function that closes it.
 func openSource(ctx context.Context, raw string, environ []string, cfg *Config, log *slog.Logger) (queue.Source, func(), error) {
 	u, err := url.Parse(raw)
@@ -36,14 +43,25 @@ func openSource(ctx context.Context, raw string, environ []string, cfg *Config, 
 			return nil, nil, fmt.Errorf("MANAGER_SOURCE %q: a dir URL has no host: dir:///absolute/path", raw)
 		}
 		env := append(append([]string(nil), environ...), "DIR_ROOT="+u.Path)
-		env = append(env, queryEnv(u, "DIR_")...)
-		src, err := dirsource.Open(ctx, env, log)
-		if err != nil {
-			return nil, nil, err
+		return inProcess(ctx, append(env, queryEnv(u, "DIR_")...), log, dirsource.Open)
+	case "s3", "gs", "azblob", "file", "mem":
+		return inProcess(ctx, append(append([]string(nil), environ...), "BUCKET_URL="+raw), log, blobsource.Open)
+	case "kafka":
+		if u.Host == "" || strings.Trim(u.Path, "/") == "" {
+			return nil, nil, fmt.Errorf("MANAGER_SOURCE %q: want kafka://host:port[,host:port…]/topic[,topic…]?group=NAME", raw)
 		}
-		return &queue.InProcess{Src: src}, func() { src.Close() }, nil
+		env := append(append([]string(nil), environ...), "KAFKA_BROKERS="+u.Host, "KAFKA_TOPICS="+strings.Trim(u.Path, "/"))
+		return inProcess(ctx, append(env, queryEnv(u, "KAFKA_")...), log, kafkasource.Open)
 	}
-	return nil, nil, fmt.Errorf("MANAGER_SOURCE %q: unsupported scheme %q (want http, https or dir)", raw, u.Scheme)
+	return nil, nil, fmt.Errorf("MANAGER_SOURCE %q: unsupported scheme %q (want http, https, dir, s3, gs, azblob, file, mem or kafka)", raw, u.Scheme)
+}
+
+func inProcess(ctx context.Context, env []string, log *slog.Logger, open func(context.Context, []string, *slog.Logger) (*source.Source, error)) (queue.Source, func(), error) {
+	src, err := open(ctx, env, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &queue.InProcess{Src: src}, func() { src.Close() }, nil
 }
 
 // queryEnv turns ?pattern=x&on_done=move into DIR_PATTERN=x, DIR_ON_DONE=move.

@@ -1,0 +1,146 @@
+package managercmd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/itemq/itemq/internal/testutil"
+)
+
+func TestParseSteps(t *testing.T) {
+	for _, c := range []struct {
+		command, steps string
+		want           [][]string
+		err            string
+	}{
+		{command: "bin/itemq-thumbnail", want: [][]string{{"bin/itemq-thumbnail"}}},
+		{command: `["bin/itemq-script","--","./my script.sh"]`, want: [][]string{{"bin/itemq-script", "--", "./my script.sh"}}},
+		{command: "bin/itemq-script -- ./x.sh", want: [][]string{{"bin/itemq-script", "--", "./x.sh"}}},
+		{steps: `[["bin/itemq-thumbnail"], "bin/itemq-script -- ./stamp.sh"]`, want: [][]string{{"bin/itemq-thumbnail"}, {"bin/itemq-script", "--", "./stamp.sh"}}},
+		{command: "a", steps: `["b"]`, err: "not both"},
+		{steps: `[]`, err: "MANAGER_STEPS"},
+		{steps: `[[]]`, err: "MANAGER_STEPS[0]"},
+		{steps: `nope`, err: "MANAGER_STEPS"},
+		{command: `[1,2]`, err: "MANAGER_COMMAND"},
+		{command: "   ", err: "empty command"},
+	} {
+		got, err := parseSteps(c.command, c.steps)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("parseSteps(%q, %q) error = %v, want %q", c.command, c.steps, err, c.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("parseSteps(%q, %q) = %q, %v; want %q", c.command, c.steps, got, err, c.want)
+		}
+	}
+}
+
+func TestConfigAndExecutorEnv(t *testing.T) {
+	envFile := filepath.Join(t.TempDir(), "job.env")
+	os.WriteFile(envFile, []byte("# comment\nexport THUMB_WIDTH=640\nOUTPUT_URL='file:///from-file'\n\nQUOTED=\"a b\"\n"), 0o600)
+	environ := []string{
+		"PATH=/usr/bin", "HOME=/root", "AWS_REGION=eu-west-1",
+		"MANAGER_SOURCE=dir:///tmp", "MANAGER_COMMAND=bin/x", "MANAGER_STATE_DIR=/tmp/s",
+		"MANAGER_JOB_ENV_OUTPUT_URL=s3://out?region=eu-west-1", "MANAGER_JOB_ENV_FILE=" + envFile,
+		"DIR_SETTLE=1s", "ITEMQ_LOG_LEVEL=debug", "BUCKET_URL=x", "KAFKA_BROKERS=y",
+	}
+	c, err := loadConfig(environ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := c.executorEnv(environ)
+	for _, want := range []string{"PATH=/usr/bin", "AWS_REGION=eu-west-1", "OUTPUT_URL=s3://out?region=eu-west-1", "THUMB_WIDTH=640", "QUOTED=a b"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("executor env lacks %q: %q", want, env)
+		}
+	}
+	for _, kv := range env {
+		for _, p := range []string{"MANAGER_", "DIR_", "ITEMQ_", "BUCKET_", "KAFKA_"} {
+			if strings.HasPrefix(kv, p) {
+				t.Errorf("executor env has the manager's %q", kv)
+			}
+		}
+	}
+	if c.MaxActive < 1 || c.Queue != "default" || c.Resync.Seconds() != 30 {
+		t.Errorf("defaults: %+v", c)
+	}
+	for _, bad := range [][]string{
+		{"MANAGER_QUEUE=Not_A_Label"},
+		{"MANAGER_MAX_ATTEMPTS=0"},
+		{"MANAGER_TARGET_UTILIZATION=1.5"},
+		{"MANAGER_MIN_ACTIVE=9", "MANAGER_MAX_ACTIVE=2"},
+		{"MANAGER_RESYNC=soon"},
+	} {
+		if _, err := loadConfig(append(slices.Clone(environ), bad...)); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	if _, err := loadConfig([]string{"MANAGER_COMMAND=x"}); err == nil || !strings.Contains(err.Error(), "MANAGER_SOURCE is required") {
+		t.Errorf("missing source: %v", err)
+	}
+}
+
+func TestOpenSourceURLs(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	c := &Config{Resync: 1}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.mp4"), nil, 0o644)
+	src, closeSrc, err := openSource(ctx, "dir://"+dir+"?pattern=*.mp4&settle=0s", nil, c, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSrc()
+	// The query's settings reached the driver: a.mp4 is listed at once
+	// (settle 0s), b.txt is not (pattern).
+	os.WriteFile(filepath.Join(dir, "b.txt"), nil, 0o644)
+	testutil.Eventually(t, 10*time.Second, "a.mp4 listed", func() error {
+		names, err := src.List(ctx)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(names, []string{"a.mp4"}) {
+			return fmt.Errorf("listed %q", names)
+		}
+		return nil
+	})
+	if _, _, err := openSource(ctx, "mem://q", nil, c, log); err != nil {
+		t.Errorf("mem:// source: %v", err)
+	}
+	for raw, want := range map[string]string{
+		"ftp://x":        "unsupported scheme",
+		"kafka://b:9092": "want kafka://",
+		"dir://host/x":   "no host",
+	} {
+		_, cl, err := openSource(ctx, raw, nil, c, log)
+		if err == nil {
+			cl()
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("openSource(%q) = %v, want %q", raw, err, want)
+		}
+	}
+	if got := queryEnv(mustURL(t, "dir:///x?pattern=*.mp4&on-done=keep"), "DIR_"); !slices.Contains(got, "DIR_PATTERN=*.mp4") || !slices.Contains(got, "DIR_ON_DONE=keep") {
+		t.Errorf("queryEnv = %q", got)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
