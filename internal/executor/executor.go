@@ -172,7 +172,11 @@ func Main(ctx context.Context, binary string, args, environ []string, stdout, st
 	}
 	step, err := newStep(stepArgs, environ)
 	if err != nil {
-		log.Error("failed", "error", "configuration: "+err.Error(), "exit", ExitPermanent)
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "configuration") {
+			msg = "configuration: " + msg
+		}
+		log.Error("failed", "error", oneLine(msg), "exit", ExitPermanent)
 		return ExitPermanent
 	}
 	if cfg.Timeout > 0 {
