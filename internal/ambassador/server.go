@@ -6,20 +6,17 @@ package ambassador
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/itemq/itemq/internal/cli"
 	"github.com/itemq/itemq/internal/config"
 	"github.com/itemq/itemq/internal/httpapi"
 	"github.com/itemq/itemq/internal/logging"
@@ -42,48 +39,29 @@ type Config struct {
 type OpenFunc func(ctx context.Context, environ []string, log *slog.Logger) (*source.Source, error)
 
 // Main runs an ambassador as a process: signals cancel it, and errors end it
-// with exit code 1 (2 for bad usage).
+// with exit code 1 (2 for bad usage or configuration).
 func Main(binary string, open OpenFunc) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := Run(ctx, binary, os.Args[1:], os.Environ(), os.Stdout, os.Stderr, open)
-	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", binary, err)
-		var ue usageError
-		if errors.As(err, &ue) || errors.Is(err, config.ErrInvalid) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
+	cli.Main(binary, func(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+		return Run(ctx, binary, args, environ, stdout, stderr, open)
+	})
 }
-
-type usageError struct{ error }
 
 // Run is an ambassador's whole life: read the configuration, open the
 // source, serve until ctx ends, shut down gracefully.
 func Run(ctx context.Context, binary string, args, environ []string, stdout, stderr io.Writer, open OpenFunc) error {
-	for _, a := range args {
-		switch a {
-		case "--version", "-version", "version":
-			fmt.Fprintln(stdout, version.String(binary))
-			return nil
-		case "-h", "--help", "help":
-			fmt.Fprintf(stdout, "usage: %s [--version]\n\nConfigured by environment variables; see the README's table.\n", binary)
-			return nil
-		default:
-			return usageError{fmt.Errorf("unknown argument %q (configuration comes from the environment)", a)}
-		}
+	if done, err := cli.Args(binary, args, stdout, "Configured by environment variables; see the README's table."); done || err != nil {
+		return err
 	}
 	var cfg Config
 	if err := config.Parse(&cfg, environ); err != nil {
-		return usageError{err}
+		return err
 	}
 	if cfg.Heartbeat <= 0 {
-		return usageError{fmt.Errorf("ITEMQ_WATCH_HEARTBEAT=%v: must be positive", cfg.Heartbeat)}
+		return config.Invalid(fmt.Errorf("ITEMQ_WATCH_HEARTBEAT=%v: must be positive", cfg.Heartbeat))
 	}
 	log, err := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
-		return usageError{err}
+		return config.Invalid(err)
 	}
 	log = log.With("binary", binary)
 

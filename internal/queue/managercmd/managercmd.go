@@ -10,11 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
+	"github.com/itemq/itemq/internal/cli"
 	"github.com/itemq/itemq/internal/config"
 	"github.com/itemq/itemq/internal/logging"
 	"github.com/itemq/itemq/internal/queue"
@@ -25,35 +23,17 @@ import (
 const binary = "itemq-manager"
 
 // Main runs the manager as a process and exits.
-func Main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := Run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", binary, err)
-		var ue usageError
-		if errors.As(err, &ue) || errors.Is(err, config.ErrInvalid) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
-}
+func Main() { cli.Main(binary, Run) }
 
+// usageError marks a usage or configuration error (exit code 2).
 type usageError struct{ error }
+
+func (u usageError) Unwrap() []error { return []error{u.error, config.ErrInvalid} }
 
 // Run is the manager's whole life.
 func Run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	for _, a := range args {
-		switch a {
-		case "--version", "-version", "version":
-			fmt.Fprintln(stdout, version.String(binary))
-			return nil
-		case "-h", "--help", "help":
-			fmt.Fprintf(stdout, "usage: %s [--version]\n\nConfigured by MANAGER_* environment variables; see the README's table.\n", binary)
-			return nil
-		default:
-			return usageError{fmt.Errorf("unknown argument %q (configuration comes from the environment)", a)}
-		}
+	if done, err := cli.Args(binary, args, stdout, "Configured by MANAGER_* environment variables; see the README's table."); done || err != nil {
+		return err
 	}
 	cfg, err := loadConfig(environ)
 	if err != nil {
