@@ -36,6 +36,10 @@ const (
 	// AnnotationAcked is the outcome the source was told ("succeeded" or
 	// "failed"), set by MarkAcked.
 	AnnotationAcked = "itemq.io/acked"
+	// AnnotationItemFile holds the item document on the pod template when
+	// Params.InlineItem is set (projected as the item file by the downward
+	// API instead of a ConfigMap).
+	AnnotationItemFile = "itemq.io/item-file"
 )
 
 // Where the builder puts things in the pod.
@@ -66,7 +70,17 @@ type Params struct {
 	MaxAttempts int
 	// ActiveDeadline bounds the whole Job (all attempts), when positive.
 	ActiveDeadline time.Duration
+	// InlineItem puts the item document into an annotation of the pod
+	// template, projected as the item file by a downwardAPI volume, instead
+	// of a ConfigMap: one API write per item instead of three (ConfigMap,
+	// Job, owner). Documents larger than MaxInlineItemBytes still get a
+	// ConfigMap.
+	InlineItem bool
 }
+
+// MaxInlineItemBytes bounds an item document kept in an annotation (the API
+// server allows 256 KiB of annotations per object).
+const MaxInlineItemBytes = 128 << 10
 
 // LoadTemplate reads a Job template: a YAML (or JSON) file holding one
 // batch/v1 Job. Unknown fields are errors, so a typo does not pass
@@ -198,8 +212,9 @@ func podFailureRules() []batchv1.PodFailurePolicyRule {
 }
 
 // Build makes the Job of one item and the ConfigMap holding its item file
-// from the user's template. It is a pure function: the same inputs give
-// the same objects. The template must have passed ValidateTemplate.
+// from the user's template (no ConfigMap, nil, when the document is inline:
+// Params.InlineItem). It is a pure function: the same inputs give the same
+// objects. The template must have passed ValidateTemplate.
 //
 // The Job: named p.Name, labelled (managed-by, queue, item-hash) and
 // annotated (item) like its pod template and its ConfigMap; backoffLimit
@@ -239,6 +254,7 @@ func Build(tmpl *batchv1.Job, p Params) (*batchv1.Job, *corev1.ConfigMap, error)
 	}
 	annotations := map[string]string{AnnotationItem: p.Item.Name}
 
+	inline := p.InlineItem && len(doc) <= MaxInlineItemBytes
 	cm := &corev1.ConfigMap{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: metav1.ObjectMeta{
@@ -278,14 +294,23 @@ func Build(tmpl *batchv1.Job, p Params) (*batchv1.Job, *corev1.ConfigMap, error)
 	pt.Annotations = merge(pt.Annotations, annotations)
 	pod := &pt.Spec
 	pod.RestartPolicy = corev1.RestartPolicyNever
-	pod.Volumes = append(pod.Volumes, corev1.Volume{
-		Name: ItemVolume,
-		VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: name},
-			Items:                []corev1.KeyToPath{{Key: ItemKey, Path: ItemKey}},
-			DefaultMode:          ptr.To[int32](0o444),
-		}},
-	})
+	itemVolume := corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+		LocalObjectReference: corev1.LocalObjectReference{Name: name},
+		Items:                []corev1.KeyToPath{{Key: ItemKey, Path: ItemKey}},
+		DefaultMode:          ptr.To[int32](0o444),
+	}}
+	if inline {
+		pt.Annotations[AnnotationItemFile] = string(doc)
+		itemVolume = corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+			Items: []corev1.DownwardAPIVolumeFile{{
+				Path:     ItemKey,
+				FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.annotations['" + AnnotationItemFile + "']"},
+			}},
+			DefaultMode: ptr.To[int32](0o444),
+		}}
+		cm = nil
+	}
+	pod.Volumes = append(pod.Volumes, corev1.Volume{Name: ItemVolume, VolumeSource: itemVolume})
 
 	// The steps.
 	var steps []corev1.Container

@@ -12,6 +12,8 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/itemq/itemq/internal/queue"
@@ -36,17 +38,21 @@ func TestBuildGolden(t *testing.T) {
 	item := itemapi.NewItem("clips/a b.mp4", []byte(`{"url":"file:///data/clips/a%20b.mp4","size":1234}`))
 	env := map[string]string{"OUTPUT_URL": "s3://out?endpoint=http://minio:9000", "THUMB_WIDTH": "320"}
 	cases := []struct {
-		name string
-		p    Params
+		name, tmpl string
+		p          Params
 	}{
-		{"basic", Params{Queue: "thumbs", Namespace: "media", Item: item, Env: env, MaxAttempts: 3}},
-		{"steps", Params{Queue: "thumbs", Namespace: "media", Item: item, Env: env, MaxAttempts: 1,
+		{"basic", "", Params{Queue: "thumbs", Namespace: "media", Item: item, Env: env, MaxAttempts: 3}},
+		{"steps", "", Params{Queue: "thumbs", Namespace: "media", Item: item, Env: env, MaxAttempts: 1,
 			Steps: [][]string{{"itemq-script", "--", "fetch.sh"}, {"itemq-thumbnail"}, {"itemq-script", "--", "stamp.sh"}}}},
-		{"containers", Params{Queue: "thumbs", Namespace: "media", Item: item, Env: env, MaxAttempts: 2, ActiveDeadline: 90*time.Second + time.Millisecond}},
+		{"containers", "", Params{Queue: "thumbs", Namespace: "media", Item: item, Env: env, MaxAttempts: 2, ActiveDeadline: 90*time.Second + time.Millisecond}},
+		{"inline", "basic", Params{Queue: "thumbs", Namespace: "media", Item: item, Env: env, MaxAttempts: 3, InlineItem: true}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tmpl := mustTemplate(t, tc.name+".template.yaml")
+			if tc.tmpl == "" {
+				tc.tmpl = tc.name
+			}
+			tmpl := mustTemplate(t, tc.tmpl+".template.yaml")
 			before, _ := yaml.Marshal(tmpl)
 			job, cm, err := Build(tmpl, tc.p)
 			if err != nil {
@@ -59,9 +65,14 @@ func TestBuildGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cy, err := yaml.Marshal(cm)
-			if err != nil {
-				t.Fatal(err)
+			var cy []byte
+			if cm != nil {
+				if cy, err = yaml.Marshal(cm); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if (cm == nil) != tc.p.InlineItem {
+				t.Fatalf("configmap %v with InlineItem %v", cm, tc.p.InlineItem)
 			}
 			got := append(append(jy, "---\n"...), cy...)
 			golden := filepath.Join("testdata", tc.name+".golden.yaml")
@@ -81,6 +92,9 @@ func TestBuildGolden(t *testing.T) {
 			job2, cm2, _ := Build(tmpl, tc.p)
 			jy2, _ := yaml.Marshal(job2)
 			cy2, _ := yaml.Marshal(cm2)
+			if cm2 == nil {
+				cy2 = nil
+			}
 			if !bytes.Equal(jy, jy2) || !bytes.Equal(cy, cy2) {
 				t.Error("Build is not deterministic")
 			}
@@ -94,6 +108,13 @@ func TestBuildGolden(t *testing.T) {
 func checkContract(t *testing.T, job *batchv1.Job, cm *corev1.ConfigMap, p Params) {
 	t.Helper()
 	hash := queue.ItemHash(p.Item.Name)
+	if cm == nil { // inline: the document is in the pod's annotation
+		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: job.Name, Labels: job.Labels, Annotations: job.Annotations},
+			Data: map[string]string{ItemKey: job.Spec.Template.Annotations[AnnotationItemFile]}, Immutable: ptr.To(true)}
+		if v := job.Spec.Template.Spec.Volumes[len(job.Spec.Template.Spec.Volumes)-1]; v.Name != ItemVolume || v.DownwardAPI == nil {
+			t.Errorf("item volume %+v", v)
+		}
+	}
 	for what, m := range map[string]map[string]string{"job": job.Labels, "pod": job.Spec.Template.Labels, "configmap": cm.Labels} {
 		if m[LabelManagedBy] != ManagedBy || m[LabelQueue] != p.Queue || m[LabelItemHash] != hash {
 			t.Errorf("%s labels: %v", what, m)
@@ -232,5 +253,14 @@ func TestJobNames(t *testing.T) {
 		if again := JobNames(q, "item"); strings.Join(again, ",") != strings.Join(names, ",") {
 			t.Error("not deterministic")
 		}
+	}
+}
+
+// A document too large for an annotation gets a ConfigMap, inline or not.
+func TestBuildInlineTooLarge(t *testing.T) {
+	big := itemapi.NewItem("big", []byte(`{"pad":"`+strings.Repeat("x", MaxInlineItemBytes)+`"}`))
+	job, cm, err := Build(mustTemplate(t, "basic.template.yaml"), Params{Queue: "q", Item: big, MaxAttempts: 1, InlineItem: true})
+	if err != nil || cm == nil || job.Spec.Template.Annotations[AnnotationItemFile] != "" {
+		t.Fatalf("cm %v, err %v", cm != nil, err)
 	}
 }

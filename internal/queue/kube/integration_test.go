@@ -249,8 +249,15 @@ func (cs census) onePerItem(t *testing.T, items []string, pods int) {
 	}
 }
 
-func (cs census) check(items []string, pods int) error {
+func (cs census) check(items []string, pods int) error { return cs.checkWith(items, pods, true) }
+
+// checkWith checks one Job with pods pods per item, and an owned ConfigMap
+// when withConfigMaps (or none at all when not: inline item documents).
+func (cs census) checkWith(items []string, pods int, withConfigMaps bool) error {
 	var errs []error
+	if !withConfigMaps && len(cs.configMaps) > 0 {
+		errs = append(errs, fmt.Errorf("%d configmaps, want none", len(cs.configMaps)))
+	}
 	for _, it := range items {
 		js := cs.jobs[it]
 		if len(js) != 1 {
@@ -261,7 +268,7 @@ func (cs census) check(items []string, pods int) error {
 			errs = append(errs, fmt.Errorf("item %s has %d pods, want %d", it, n, pods))
 		}
 		cm, ok := cs.configMaps[js[0].Name]
-		if !ok || len(cm.OwnerReferences) != 1 || cm.OwnerReferences[0].UID != js[0].UID {
+		if withConfigMaps && (!ok || len(cm.OwnerReferences) != 1 || cm.OwnerReferences[0].UID != js[0].UID) {
 			errs = append(errs, fmt.Errorf("item %s: configmap %s missing (%v) or not owned by its job: %+v", it, js[0].Name, !ok, cm.OwnerReferences))
 		}
 	}
@@ -471,6 +478,29 @@ func TestIntegrationHashCollision(t *testing.T) {
 	}
 	if st, _ := rg.m.Status("victim"); st.Job != kube.JobNames("q", "victim")[1] {
 		t.Errorf("status names job %s", st.Job)
+	}
+}
+
+// With MANAGER_KUBE_ITEM_FILE=annotation the item document rides in a
+// pod annotation projected by the downward API: the API server accepts the
+// Job, the pods carry the document, and no ConfigMap is made.
+func TestIntegrationInlineItems(t *testing.T) {
+	rg := startRig(t, rigOptions{runnerCfg: func(c *kube.Config) { c.InlineItems = true }})
+	items := []string{"x", "y/z", "ü"}
+	rg.put(items...)
+	rg.waitOutcomes(time.Minute, itemapi.Succeeded, items...)
+	if err := takeCensus(t, rg.client, rg.ns).checkWith(items, 1, false); err != nil {
+		t.Fatal(err)
+	}
+	pods, err := rg.client.CoreV1().Pods(rg.ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		var it itemapi.Item
+		if err := json.Unmarshal([]byte(p.Annotations[kube.AnnotationItemFile]), &it); err != nil || it.Validate() != nil || it.Name != p.Annotations[kube.AnnotationItem] {
+			t.Errorf("pod %s: item file annotation %q: %v", p.Name, p.Annotations[kube.AnnotationItemFile], err)
+		}
 	}
 }
 

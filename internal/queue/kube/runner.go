@@ -40,6 +40,9 @@ type Config struct {
 	MaxAttempts int
 	// JobTimeout, when positive, is the activeDeadlineSeconds of each Job.
 	JobTimeout time.Duration
+	// InlineItems keeps item documents in a pod template annotation
+	// (downward API) instead of ConfigMaps: see Params.InlineItem.
+	InlineItems bool
 	// TTL, when set, is written into a Job's ttlSecondsAfterFinished when
 	// its item is acknowledged (MarkAcked), never before: a Job is only
 	// collected once the source has been told, so its item cannot run
@@ -81,6 +84,7 @@ type Runner struct {
 	mu        sync.Mutex
 	forgotten map[types.UID]struct{} // deleted by Forget; ignored until the informer drops them
 	creating  map[string]int         // items being started now (the sweep leaves their ConfigMaps alone)
+	owners    chan ownership         // owner references still to set (ownerWorkers)
 
 	notifyMu sync.Mutex
 	notify   func(queue.Job) // nil outside Run
@@ -157,7 +161,41 @@ func New(ctx context.Context, client kubernetes.Interface, cfg Config) (*Runner,
 		return nil, err
 	}
 	factory.Start(ctx.Done())
+	r.owners = make(chan ownership, 4096)
+	for range ownerWorkers {
+		go r.ownerWorker(ctx)
+	}
 	return r, nil
+}
+
+// ownership is a ConfigMap (name, UID) that a Job must own.
+type ownership struct {
+	name  string
+	cmUID types.UID
+	job   *batchv1.Job
+}
+
+// ownerWorkers set the owner references of new ConfigMaps off Start's
+// path: Start takes two round trips, not three. Those left undone when the
+// manager stops are set by the sweep of the next start.
+const ownerWorkers = 4
+
+func (r *Runner) ownerWorker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case o := <-r.owners:
+			r.setOwner(ctx, o)
+		}
+	}
+}
+
+func (r *Runner) setOwner(ctx context.Context, o ownership) {
+	if err := r.own(ctx, o.name, o.cmUID, o.job); err != nil && ctx.Err() == nil {
+		// The Job runs; the sweep sets the owner later.
+		r.log.Warn("cannot make the job the owner of its ConfigMap; the sweep will", "job", o.name, "err", err)
+	}
 }
 
 // WaitForSync blocks until the Job cache has synced or ctx ends.
@@ -388,7 +426,7 @@ func jobState(j *batchv1.Job) (queue.Job, bool) {
 var errTaken = errors.New("name taken by another item")
 
 // Start creates the item's ConfigMap, then its Job, then makes the Job the
-// ConfigMap's owner. An item that has a Job (found by its annotation, in
+// ConfigMap's owner (in the background: see ownerWorkers). An item that has a Job (found by its annotation, in
 // the cache or through AlreadyExists) gets queue.ErrAlreadyExists. When
 // another item holds the name (a hash collision), the next of JobNames is
 // used.
@@ -430,13 +468,16 @@ func (r *Runner) startAs(ctx context.Context, it *itemapi.Item, name string) err
 	job, cm, err := Build(r.cfg.Template, Params{
 		Queue: r.cfg.Queue, Namespace: r.cfg.Namespace, Name: name, Item: it,
 		Steps: r.cfg.Steps, Env: r.cfg.Env, MaxAttempts: r.cfg.MaxAttempts, ActiveDeadline: r.cfg.JobTimeout,
+		InlineItem: r.cfg.InlineItems,
 	})
 	if err != nil {
 		return err
 	}
-	cmUID, err := r.ensureConfigMap(ctx, cm, it.Name)
-	if err != nil {
-		return err
+	var cmUID types.UID
+	if cm != nil {
+		if cmUID, err = r.ensureConfigMap(ctx, cm, it.Name); err != nil {
+			return err
+		}
 	}
 	jobs := r.client.BatchV1().Jobs(r.cfg.Namespace)
 	var created *batchv1.Job
@@ -462,18 +503,23 @@ func (r *Runner) startAs(ctx context.Context, it *itemapi.Item, name string) err
 			return fmt.Errorf("get job %s: %w", name, err)
 		}
 		if itemOf(existing) != it.Name {
-			// Another item's Job holds the name but its ConfigMap was gone,
-			// so ours was created: give the name back.
-			r.deleteConfigMap(ctx, name, cmUID)
+			// Another item's Job holds the name (and its ConfigMap was gone,
+			// so ours was created: give the name back).
+			if cm != nil {
+				r.deleteConfigMap(ctx, name, cmUID)
+			}
 			return errTaken
 		}
 		created, already = existing, !mine
 	default:
 		return fmt.Errorf("create job %s: %w", name, err)
 	}
-	if err := r.own(ctx, name, cmUID, created); err != nil && ctx.Err() == nil {
-		// The Job runs; the sweep sets the owner later.
-		r.log.Warn("cannot make the job the owner of its ConfigMap; the sweep will", "job", name, "err", err)
+	if cm != nil {
+		select {
+		case r.owners <- ownership{name: name, cmUID: cmUID, job: created}:
+		default: // the workers are behind: do it here
+			r.setOwner(ctx, ownership{name: name, cmUID: cmUID, job: created})
+		}
 	}
 	if already {
 		return queue.ErrAlreadyExists

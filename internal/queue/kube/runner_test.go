@@ -134,9 +134,13 @@ func TestStartOrderAndAlreadyExists(t *testing.T) {
 	if err := r.Start(ctx, item("a")); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.Join(writes(c), ","), "create configmaps,create jobs,patch configmaps"; got != want {
-		t.Fatalf("writes %s, want %s", got, want)
-	}
+	// The owner is set in the background, after the Job is created.
+	testutil.Eventually(t, 10*time.Second, "writes in order", func() error {
+		if got, want := strings.Join(writes(c), ","), "create configmaps,create jobs,patch configmaps"; got != want {
+			return fmt.Errorf("writes %s, want %s", got, want)
+		}
+		return nil
+	})
 	name := queue.JobName("q", "a")
 	j := getJob(t, c, name)
 	cm := getCM(t, c, name)
@@ -279,12 +283,15 @@ func TestStartRetriesTransientErrors(t *testing.T) {
 	if err := r.Start(context.Background(), item("a")); err != nil {
 		t.Fatalf("start: %v", err)
 	}
+	name := queue.JobName("q", "a")
+	testutil.Eventually(t, 10*time.Second, "configmap owned by the job", func() error {
+		if o := jobOwner(getCM(t, c, name)); o == nil || o.UID != getJob(t, c, name).UID {
+			return errors.New("not yet")
+		}
+		return nil
+	})
 	if cmFails.Load() != 3 || jobFails.Load() != 3 || patchFails.Load() != 2 {
 		t.Fatalf("tries: configmap %d, job %d, patch %d", cmFails.Load(), jobFails.Load(), patchFails.Load())
-	}
-	name := queue.JobName("q", "a")
-	if o := jobOwner(getCM(t, c, name)); o == nil || o.UID != getJob(t, c, name).UID {
-		t.Fatal("configmap not owned by the job")
 	}
 }
 
@@ -330,7 +337,7 @@ func TestConfigMapAdoption(t *testing.T) {
 		if err := r.Start(ctx, item("a")); err != nil {
 			t.Fatal(err)
 		}
-		cm := getCM(t, c, name)
+		cm := waitOwned(t, c, name)
 		if cm.UID != "orphan" || jobOwner(cm) == nil || jobOwner(cm).UID != getJob(t, c, name).UID {
 			t.Fatalf("not adopted: %+v", cm.ObjectMeta)
 		}
@@ -343,7 +350,7 @@ func TestConfigMapAdoption(t *testing.T) {
 		if err := r.Start(ctx, item("a")); err != nil {
 			t.Fatal(err)
 		}
-		cm := getCM(t, c, name)
+		cm := waitOwned(t, c, name)
 		if cm.UID == "orphan" || cm.Data[ItemKey] != want.Data[ItemKey] || jobOwner(cm) == nil {
 			t.Fatalf("not replaced: %+v", cm)
 		}
@@ -356,7 +363,7 @@ func TestConfigMapAdoption(t *testing.T) {
 		if err := r.Start(ctx, item("a")); err != nil {
 			t.Fatal(err)
 		}
-		cm := getCM(t, c, name)
+		cm := waitOwned(t, c, name)
 		if cm.UID == "orphan" || jobOwner(cm).UID != getJob(t, c, name).UID {
 			t.Fatalf("stale configmap kept: %+v", cm.ObjectMeta)
 		}
@@ -599,3 +606,18 @@ func TestNewValidates(t *testing.T) {
 }
 
 func testLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// waitOwned waits until the ConfigMap has a Job owner (set in the
+// background) and returns it.
+func waitOwned(t *testing.T, c *fake.Clientset, name string) *corev1.ConfigMap {
+	t.Helper()
+	var cm *corev1.ConfigMap
+	testutil.Eventually(t, 10*time.Second, "configmap "+name+" owned", func() error {
+		cm = getCM(t, c, name)
+		if jobOwner(cm) == nil || jobOwner(cm).UID != getJob(t, c, name).UID {
+			return fmt.Errorf("owners %+v", cm.OwnerReferences)
+		}
+		return nil
+	})
+	return cm
+}

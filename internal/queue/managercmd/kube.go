@@ -29,6 +29,10 @@ type KubeConfig struct {
 	JobTTL string  `env:"MANAGER_JOB_TTL"`
 	QPS    float32 `env:"MANAGER_KUBE_QPS" envDefault:"50"`
 	Burst  int     `env:"MANAGER_KUBE_BURST" envDefault:"100"`
+	// ItemFile: where the item document goes: "configmap" (a ConfigMap
+	// owned by the Job) or "annotation" (the pod template, projected by the
+	// downward API; one API write per item instead of three).
+	ItemFile string `env:"MANAGER_KUBE_ITEM_FILE" envDefault:"configmap"`
 
 	LeaderElect   bool          `env:"MANAGER_LEADER_ELECT" envDefault:"false"`
 	LeaseName     string        `env:"MANAGER_LEASE_NAME"`
@@ -66,6 +70,9 @@ func newKubeRunner(ctx context.Context, cfg *Config, environ []string, log *slog
 	if kc.QPS == 0 || kc.Burst < 1 {
 		return nil, usageError{fmt.Errorf("MANAGER_KUBE_QPS=%v, MANAGER_KUBE_BURST=%d: want QPS > 0 (or -1: no limit) and burst ≥ 1", kc.QPS, kc.Burst)}
 	}
+	if kc.ItemFile != "configmap" && kc.ItemFile != "annotation" {
+		return nil, usageError{fmt.Errorf("MANAGER_KUBE_ITEM_FILE=%q: want configmap or annotation", kc.ItemFile)}
+	}
 	if kc.LeaderElect && kc.LeaseDuration < 3*time.Second {
 		return nil, usageError{fmt.Errorf("MANAGER_LEASE_DURATION=%v: at least 3s", kc.LeaseDuration)}
 	}
@@ -85,7 +92,7 @@ func newKubeRunner(ctx context.Context, cfg *Config, environ []string, log *slog
 	kr := &kubeRunner{client: client, namespace: ns}
 	rcfg := kube.Config{
 		Queue: cfg.Queue, Namespace: ns, Template: tmpl, Steps: cfg.steps, Env: cfg.jobEnv,
-		MaxAttempts: cfg.MaxAttempts, JobTimeout: cfg.JobTimeout, TTL: ttl, Log: log,
+		MaxAttempts: cfg.MaxAttempts, JobTimeout: cfg.JobTimeout, TTL: ttl, InlineItems: kc.ItemFile == "annotation", Log: log,
 	}
 	if kc.LeaderElect {
 		rcfg.Active = kr.leading.Load
