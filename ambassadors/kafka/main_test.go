@@ -456,7 +456,7 @@ func TestBadConfiguration(t *testing.T) {
 	cmd.Env = []string{"KAFKA_BROKERS=localhost", "KAFKA_SASL_MECHANISM=kerberos", "ITEMQ_ADDR=127.0.0.1:0"}
 	out, err := cmd.CombinedOutput()
 	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != 1 {
+	if !ok || ee.ExitCode() != 2 {
 		t.Fatalf("exit: %v\n%s", err, out)
 	}
 	for _, want := range []string{`"localhost" is not host:port`, "KAFKA_TOPICS is required", "KAFKA_GROUP is required", `KAFKA_SASL_MECHANISM="kerberos"`} {

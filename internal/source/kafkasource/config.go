@@ -65,6 +65,7 @@ const (
 )
 
 // ParseConfig reads the configuration from an environment and validates it.
+// Its errors are config.Invalid (the binary exits with code 2).
 func ParseConfig(environ []string) (Config, error) {
 	var cfg Config
 	if err := config.Parse(&cfg, environ); err != nil {
@@ -163,7 +164,7 @@ func (c *Config) Validate() error {
 		bad("KAFKA_SESSION_TIMEOUT=%v: must be positive (e.g. 45s)", c.SessionTimeout)
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("configuration: %w", errors.Join(errs...))
+		return config.Invalid(fmt.Errorf("configuration: %w", errors.Join(errs...)))
 	}
 	return nil
 }
@@ -198,7 +199,7 @@ func (c *Config) connOpts() ([]kgo.Opt, error) {
 	if c.useTLS() {
 		tc, err := c.tlsConfig()
 		if err != nil {
-			return nil, err
+			return nil, config.Invalid(err)
 		}
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}

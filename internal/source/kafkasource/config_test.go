@@ -1,11 +1,14 @@
 package kafkasource
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/itemq/itemq/internal/config"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -47,8 +50,8 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"KAFKA_BROKERS=a:1", "KAFKA_TOPICS=x", "KAFKA_GROUP=g", "KAFKA_MAX_PENDING=many"}, []string{"KAFKA_MAX_PENDING", "many"}},
 	} {
 		_, err := ParseConfig(c.env)
-		if err == nil {
-			t.Fatalf("%q: no error", c.env)
+		if !errors.Is(err, config.ErrInvalid) {
+			t.Fatalf("%q: %v, want a config.ErrInvalid", c.env, err)
 		}
 		for _, w := range c.want {
 			if !strings.Contains(err.Error(), w) {
