@@ -57,6 +57,8 @@ type Manager struct {
 	present    map[string]time.Time // items the source has → when first seen
 	jobs       map[string]*Job      // the runner's records (and placeholders just started)
 	gone       map[string]time.Time // finished jobs whose item left the source → since when
+	ackedAt    map[string]time.Time // when this process acknowledged an item (absent: before it started)
+	backs      map[string]int       // times an item was still listed after its acknowledgement
 	fifo       []string             // items waiting for a job, oldest first (may hold stale names)
 	head       int
 	queued     map[string]struct{} // the live entries of fifo
@@ -113,6 +115,8 @@ func New(cfg Config, src Source, runner Runner) *Manager {
 		present:  map[string]time.Time{},
 		jobs:     map[string]*Job{},
 		gone:     map[string]time.Time{},
+		ackedAt:  map[string]time.Time{},
+		backs:    map[string]int{},
 		queued:   map[string]struct{}{},
 		inflight: map[string]struct{}{},
 		acking:   map[string]struct{}{},
@@ -223,7 +227,20 @@ func (m *Manager) onEvent(ev itemapi.WatchEvent) error {
 		m.mu.Lock()
 		first := !m.synced
 		m.synced = true
+		var back []string
+		if first {
+			// Records acknowledged before this process started, of items the
+			// source lists now: the acknowledgement did not stick.
+			for name := range m.present {
+				if m.stillListedLocked(name, time.Time{}.Add(1)) {
+					back = append(back, name)
+				}
+			}
+		}
 		m.mu.Unlock()
+		for _, name := range back {
+			m.forget(name)
+		}
 		m.reconcile(now)
 		m.scale(now)
 		if first {
@@ -298,6 +315,36 @@ func (m *Manager) SetActive(active bool) {
 	m.signal()
 	m.ackSignal()
 }
+
+// stillListedLocked reports whether a listing that began at since, and
+// holds the item, shows that an acknowledgement of it did not stick: the
+// source answered it, then lost it (an ambassador that died before it
+// committed, e.g. a Kafka offset). Such an item runs again as new work
+// (its executor finds _SUCCESS.json and skips) and is acknowledged again.
+// After maxBacks returns the source is taken to keep items it says it
+// archived, and the item is left alone.
+func (m *Manager) stillListedLocked(name string, since time.Time) bool {
+	j := m.jobs[name]
+	if j == nil || !j.Phase.Finished() || j.Acked == "" {
+		return false
+	}
+	if at, ok := m.ackedAt[name]; ok && !at.Before(since) {
+		return false // acknowledged after the listing began: it may be stale
+	}
+	m.backs[name]++
+	if m.backs[name] > maxBacks {
+		if m.backs[name] == maxBacks+1 {
+			m.log.Warn("the source still lists an item it acknowledged several times; leaving it alone", "item", name, "times", maxBacks)
+		}
+		return false
+	}
+	m.log.Info("the source lists an item again after it was acknowledged; running and acknowledging it again", "item", name, "outcome", j.Acked)
+	delete(m.ackedAt, name)
+	return true
+}
+
+// maxBacks bounds how often an item listed after its acknowledgement runs again.
+const maxBacks = 3
 
 // forget drops a finished job whose item came back, then queues the item.
 func (m *Manager) forget(item string) {
@@ -431,6 +478,8 @@ func (m *Manager) resync(ctx context.Context) error {
 		listed[n] = struct{}{}
 		if f := m.itemAddedLocked(n, now); f != "" {
 			forgets = append(forgets, f)
+		} else if m.stillListedLocked(n, start) {
+			forgets = append(forgets, n)
 		}
 	}
 	for n, seenAt := range m.present {
@@ -747,6 +796,7 @@ func (m *Manager) ack(ctx context.Context, item string) {
 	if j := m.jobs[item]; j != nil {
 		j.Acked = outcome
 	}
+	m.ackedAt[item] = time.Now()
 	m.mu.Unlock()
 	if outcome == itemapi.Failed {
 		m.met.dead.Inc()

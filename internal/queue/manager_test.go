@@ -207,16 +207,13 @@ func TestRestartResumesAndNeverRerunsFinished(t *testing.T) {
 	})
 	e.stop() // the manager stops while "stuck" runs
 
-	// A source that still lists everything (as one whose acks were lost):
-	// finished items must not run again; the interrupted one must.
-	mem2 := memsource.New()
-	put(t, mem2, "done1", "done2", "stuck")
+	// The same source after the restart: the acked items were archived; a
+	// new one came. Finished items do not run again; the interrupted one
+	// does.
+	put(t, mem, "new")
 	l2 := newScripted(func(string, int) int { return 0 })
-	e2 := start(t, mem2, dir, l2, nil)
-	waitOutcomes(t, mem2, []string{"stuck"}, itemapi.Succeeded)
-	// The records of done1/done2 say they succeeded and were acked: they are
-	// not run again (the manager acks only unacked ones, so mem2 sees none).
-	time.Sleep(200 * time.Millisecond)
+	e2 := start(t, mem, dir, l2, nil)
+	waitOutcomes(t, mem, []string{"stuck", "new"}, itemapi.Succeeded)
 	if l2.count("done1")+l2.count("done2") != 0 {
 		t.Fatalf("finished items ran again after a restart")
 	}
@@ -267,6 +264,87 @@ func TestSourceWithoutAckKeepsOwnRecord(t *testing.T) {
 			t.Fatalf("%s ran %d times", n, c)
 		}
 	}
+}
+
+// An acknowledgement that did not stick (an ambassador that answered it,
+// then died before it committed, and lists the item again after a restart,
+// with no DELETED ever sent): a full listing finds it; it runs once more
+// (its executor would skip: _SUCCESS.json) and is acknowledged again. A
+// source that keeps listing acknowledged items is given up on after a few
+// rounds.
+func TestAckThatDidNotStick(t *testing.T) {
+	mem := memsource.New()
+	put(t, mem, "kafka/0/7", "stays")
+	src := &lossyWatch{InProcess: &queue.InProcess{Src: source.New(mem)}, drop: map[string]bool{"kafka/0/7": true, "stays": true}}
+	l := newScripted(func(string, int) int { return 0 })
+	r, err := local.New(local.Config{Queue: "test", StateDir: t.TempDir()}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := queue.New(queue.Config{Queue: "test", MaxActive: 2, Resync: 50 * time.Millisecond}, src, r)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitOutcomes(t, mem, []string{"kafka/0/7", "stays"}, itemapi.Succeeded)
+	put(t, mem, "kafka/0/7") // the restarted ambassador lists it again
+	testutil.Eventually(t, 10*time.Second, "ran and acked again", func() error {
+		if c := l.count("kafka/0/7"); c != 2 {
+			return fmt.Errorf("ran %d times", c)
+		}
+		if _, err := mem.Get(context.Background(), "kafka/0/7"); err == nil {
+			return fmt.Errorf("not acked again")
+		}
+		return nil
+	})
+}
+
+// A source that answers acks with success but keeps listing the items: each
+// runs again at most three more times, then the manager leaves it alone.
+func TestSourceThatKeepsAckedItems(t *testing.T) {
+	mem := memsource.New()
+	put(t, mem, "stays")
+	l := newScripted(func(string, int) int { return 0 })
+	r, err := local.New(local.Config{Queue: "test", StateDir: t.TempDir()}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := queue.New(queue.Config{Queue: "test", MaxActive: 2, Resync: 30 * time.Millisecond}, &queue.InProcess{Src: source.New(keepAcker{mem})}, r)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	testutil.Eventually(t, 10*time.Second, "four runs", func() error {
+		if c := l.count("stays"); c != 4 {
+			return fmt.Errorf("ran %d times", c)
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond) // many resyncs later
+	if c := l.count("stays"); c != 4 {
+		t.Fatalf("an item the source keeps listing after its acks ran %d times, want 4", c)
+	}
+}
+
+// keepAcker answers acks but keeps the items.
+type keepAcker struct{ *memsource.Driver }
+
+func (keepAcker) Ack(context.Context, string, itemapi.Outcome) error { return nil }
+
+// lossyWatch drops the DELETED events of some items, as a watch stream cut
+// by an ambassador crash does.
+type lossyWatch struct {
+	*queue.InProcess
+	drop map[string]bool
+}
+
+func (w *lossyWatch) Watch(ctx context.Context, handle func(itemapi.WatchEvent) error) error {
+	return w.InProcess.Watch(ctx, func(ev itemapi.WatchEvent) error {
+		if ev.Type == itemapi.Deleted && w.drop[ev.Name] {
+			return nil
+		}
+		return handle(ev)
+	})
 }
 
 func TestItemBackAfterArchiveRunsAgain(t *testing.T) {
