@@ -39,6 +39,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	if o.Bin, err = filepath.Abs(o.Bin); err != nil {
+		return err
+	}
 	videos := filepath.Join(dir, "videos")
 	out := filepath.Join(dir, "out")
 	state := filepath.Join(dir, "state")
@@ -48,7 +51,7 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("clean %s: %w", d, err)
 		}
 	}
-	for _, d := range []string{videos, out, state, logs} {
+	for _, d := range []string{videos, filepath.Join(out, "thumbs"), state, logs} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}

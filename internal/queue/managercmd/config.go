@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -55,6 +56,8 @@ type Config struct {
 	// Kube: MANAGER_JOB_TEMPLATE, MANAGER_NAMESPACE, MANAGER_JOB_TTL,
 	// MANAGER_KUBE_QPS/BURST, MANAGER_LEADER_ELECT… (kube.go).
 	Kube KubeConfig
+	// Container: MANAGER_IMAGE, MANAGER_CONTAINER_* (container.go).
+	Container ContainerConfig
 
 	LogLevel  string `env:"ITEMQ_LOG_LEVEL" envDefault:"info"`
 	LogFormat string `env:"ITEMQ_LOG_FORMAT" envDefault:"json"`
@@ -121,6 +124,19 @@ func (c *Config) validate(environ []string) error {
 		return err
 	}
 	c.steps = steps
+	if c.Runner == "local" {
+		// Attempts run in their own directories: resolve commands now,
+		// against the manager's working directory and PATH, so that
+		// MANAGER_COMMAND=bin/itemq-thumbnail works and a missing executor
+		// stops the manager at once instead of failing every item.
+		for i, argv := range c.steps {
+			p, err := resolveCommand(argv[0])
+			if err != nil {
+				return fmt.Errorf("MANAGER_COMMAND/MANAGER_STEPS: %w", err)
+			}
+			c.steps[i] = append([]string{p}, argv[1:]...)
+		}
+	}
 	c.jobEnv = config.WithPrefix(environ, JobEnvPrefix)
 	if c.JobEnvFile != "" {
 		fileEnv, err := readEnvFile(c.JobEnvFile)
@@ -194,6 +210,20 @@ func parseArgv(s string) ([]string, error) {
 		return nil, fmt.Errorf("empty command")
 	}
 	return argv, nil
+}
+
+// resolveCommand finds an executable as a shell would (a name without "/"
+// on PATH, else relative to the working directory) and makes it absolute.
+func resolveCommand(name string) (string, error) {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("command %q: %w", name, err)
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", fmt.Errorf("command %q: %w", name, err)
+	}
+	return abs, nil
 }
 
 // readEnvFile reads KEY=VALUE lines; blank lines and lines starting with #

@@ -51,7 +51,7 @@ func TestConfigAndExecutorEnv(t *testing.T) {
 	os.WriteFile(envFile, []byte("# comment\nexport THUMB_WIDTH=640\nOUTPUT_URL='file:///from-file'\n\nQUOTED=\"a b\"\n"), 0o600)
 	environ := []string{
 		"PATH=/usr/bin", "HOME=/root", "AWS_REGION=eu-west-1",
-		"MANAGER_SOURCE=dir:///tmp", "MANAGER_COMMAND=bin/x", "MANAGER_STATE_DIR=/tmp/s",
+		"MANAGER_SOURCE=dir:///tmp", "MANAGER_COMMAND=true", "MANAGER_STATE_DIR=/tmp/s",
 		"MANAGER_JOB_ENV_OUTPUT_URL=s3://out?region=eu-west-1", "MANAGER_JOB_ENV_FILE=" + envFile,
 		"DIR_SETTLE=1s", "ITEMQ_LOG_LEVEL=debug", "BUCKET_URL=x", "KAFKA_BROKERS=y",
 	}
@@ -88,6 +88,19 @@ func TestConfigAndExecutorEnv(t *testing.T) {
 	}
 	if _, err := loadConfig([]string{"MANAGER_COMMAND=x"}); err == nil || !strings.Contains(err.Error(), "MANAGER_SOURCE is required") {
 		t.Errorf("missing source: %v", err)
+	}
+	// Commands are resolved at start-up: relative to the working directory
+	// (attempts run elsewhere), on PATH, or an error naming the command.
+	c, err = loadConfig(append(slices.Clone(environ), "MANAGER_COMMAND=./config_test.go x", "MANAGER_RUNNER=local"))
+	if err == nil || !strings.Contains(err.Error(), "./config_test.go") {
+		t.Errorf("a non-executable file was accepted as the command: %v", err)
+	}
+	c, err = loadConfig(append(slices.Clone(environ), `MANAGER_STEPS=[["true"], "sh -c exit"]`, "MANAGER_COMMAND="))
+	if err != nil || !filepath.IsAbs(c.steps[0][0]) || !filepath.IsAbs(c.steps[1][0]) || c.steps[1][1] != "-c" {
+		t.Errorf("steps not resolved: %q, %v", c.steps, err)
+	}
+	if _, err := loadConfig(append(slices.Clone(environ), "MANAGER_COMMAND=no-such-executor-anywhere")); err == nil || !strings.Contains(err.Error(), "no-such-executor-anywhere") {
+		t.Errorf("a missing command was accepted: %v", err)
 	}
 }
 
