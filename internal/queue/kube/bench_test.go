@@ -79,7 +79,13 @@ func (w *jobWatch) wait(b *testing.B, n int, timeout time.Duration) {
 
 // benchRig runs a manager with the kubernetes runner over an in-memory
 // source, with the given client rate limits and dispatch workers.
-func benchRig(b *testing.B, cp *kubetest.ControlPlane, ns string, qps float32, burst, workers, maxActive int, inline bool) *rig {
+// benchManager is a running manager; stop stops it (once).
+type benchManager struct {
+	*rig
+	stop func()
+}
+
+func benchRig(b *testing.B, cp *kubetest.ControlPlane, ns string, qps float32, burst, workers, maxActive int, inline bool) benchManager {
 	b.Helper()
 	rc := cp.RestConfig()
 	rc.QPS, rc.Burst = qps, burst
@@ -97,38 +103,36 @@ func benchRig(b *testing.B, cp *kubetest.ControlPlane, ns string, qps float32, b
 	rg.m = queue.New(queue.Config{Queue: "q", MaxActive: maxActive, MinActive: maxActive, DispatchWorkers: workers, Resync: time.Minute},
 		&queue.InProcess{Src: source.New(rg.mem)}, r)
 	go func() { rg.done <- rg.m.Run(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		<-rg.done
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-rg.done; err != nil {
+				b.Errorf("manager: %v", err)
+			}
+		})
+	}
+	b.Cleanup(stop)
 	testutil.Eventually(b, time.Minute, "manager ready", rg.m.Ready)
-	return rg
+	return benchManager{rg, stop}
 }
 
 // BenchmarkKubeCreate1000 measures the time to create 1,000 Jobs: through
-// the runner (items put into the source of a running manager; each Job is
-// a ConfigMap create, a Job create and an owner patch) at the manager's
-// default client limits (QPS 50, burst 100), without client limits, and
-// at client-go's defaults (QPS 5, burst 10; 100 Jobs, for the record);
-// and by a plain client creating the same 1,000 Jobs from 32 goroutines
-// without client limits (just the Jobs; and the same three writes per Job).
+// the runner (items put into the source of a running manager; with the item
+// file in a ConfigMap each Job is a ConfigMap create, a Job create and an
+// owner patch; in an annotation, one Job create) at the manager's default
+// client limits (QPS 50, burst 100), without client limits, and at
+// client-go's defaults (QPS 5, burst 10; 100 Jobs, for the record); and by
+// a plain client creating the same 1,000 Jobs from 32 goroutines without
+// client limits (just the Jobs; with ConfigMaps; with ConfigMaps and the
+// owner patch).
 func BenchmarkKubeCreate1000(b *testing.B) {
 	cp := kubetest.Get(b)
 	const n = 1000
 	runner := func(qps float32, burst, workers, items int, inline bool) func(b *testing.B) {
 		return func(b *testing.B) {
 			for range b.N {
-				ns := cp.Namespace(b)
-				w := watchJobs(b, cp, ns)
-				rg := benchRig(b, cp, ns, qps, burst, workers, items, inline)
-				start := time.Now()
-				for i := range items {
-					if err := rg.mem.Put(fmt.Sprintf("item-%04d", i), []byte(`{}`)); err != nil {
-						b.Fatal(err)
-					}
-				}
-				w.wait(b, items, 10*time.Minute)
-				d := time.Since(start)
+				d := createThroughRunner(b, cp, qps, burst, workers, items, inline)
 				b.ReportMetric(d.Seconds(), "s")
 				b.ReportMetric(float64(items)/d.Seconds(), "jobs/s")
 			}
@@ -137,56 +141,7 @@ func BenchmarkKubeCreate1000(b *testing.B) {
 	plain := func(withConfigMaps, withPatch bool) func(b *testing.B) {
 		return func(b *testing.B) {
 			for range b.N {
-				ns := cp.Namespace(b)
-				w := watchJobs(b, cp, ns)
-				c := cp.MustClient() // QPS -1: no client-side limit
-				ctx := context.Background()
-				jobs := make([]*batchv1.Job, n)
-				cms := make([]*corev1.ConfigMap, n)
-				for i := range jobs {
-					j, cm, err := kube.Build(testTemplate(nil, true), kube.Params{Queue: "q", Namespace: ns,
-						Item: itemapi.NewItem(fmt.Sprintf("item-%04d", i), []byte(`{}`)), MaxAttempts: 3})
-					if err != nil {
-						b.Fatal(err)
-					}
-					jobs[i], cms[i] = j, cm
-				}
-				next := atomic.Int64{}
-				var wg sync.WaitGroup
-				start := time.Now()
-				for range 32 {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for {
-							i := int(next.Add(1) - 1)
-							if i >= n {
-								return
-							}
-							if withConfigMaps {
-								if _, err := c.CoreV1().ConfigMaps(ns).Create(ctx, cms[i], metav1.CreateOptions{}); err != nil {
-									b.Error(err)
-									return
-								}
-							}
-							j, err := c.BatchV1().Jobs(ns).Create(ctx, jobs[i], metav1.CreateOptions{})
-							if err != nil {
-								b.Error(err)
-								return
-							}
-							if withPatch {
-								patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":%q,"uid":%q,"controller":true}]}}`, j.Name, j.UID)
-								if _, err := c.CoreV1().ConfigMaps(ns).Patch(ctx, j.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-									b.Error(err)
-									return
-								}
-							}
-						}
-					}()
-				}
-				wg.Wait()
-				w.wait(b, n, 10*time.Minute)
-				d := time.Since(start)
+				d := createPlain(b, cp, n, withConfigMaps, withPatch)
 				b.ReportMetric(d.Seconds(), "s")
 				b.ReportMetric(n/d.Seconds(), "jobs/s")
 			}
@@ -202,6 +157,114 @@ func BenchmarkKubeCreate1000(b *testing.B) {
 	b.Run("runner-inline-qps50-burst100", runner(50, 100, 8, n, true))
 	b.Run("runner-inline-unlimited", runner(-1, 0, 8, n, true))
 	b.Run("runner-inline-unlimited-32-workers", runner(-1, 0, 32, n, true))
+}
+
+// BenchmarkKubeCreateVsPlain compares the runner with the plain client
+// (1,000 Jobs each, no client limits, 32 workers or goroutines) in
+// alternation, so that the load of a shared machine affects both alike; it
+// reports the median of the ratios runner/plain.
+func BenchmarkKubeCreateVsPlain(b *testing.B) {
+	cp := kubetest.Get(b)
+	const n, rounds = 1000, 4
+	for range b.N {
+		var cm, inline []float64
+		for r := range rounds {
+			p := createPlain(b, cp, n, false, false)
+			c := createThroughRunner(b, cp, -1, 0, 32, n, false)
+			i := createThroughRunner(b, cp, -1, 0, 32, n, true)
+			b.Logf("round %d: plain %.0f jobs/s, runner (configmap) %.0f jobs/s = %.0f%%, runner (annotation) %.0f jobs/s = %.0f%%", r+1,
+				n/p.Seconds(), n/c.Seconds(), 100*p.Seconds()/c.Seconds(), n/i.Seconds(), 100*p.Seconds()/i.Seconds())
+			cm = append(cm, p.Seconds()/c.Seconds())
+			inline = append(inline, p.Seconds()/i.Seconds())
+		}
+		b.ReportMetric(100*median(cm), "configmap-%-of-plain")
+		b.ReportMetric(100*median(inline), "annotation-%-of-plain")
+	}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// createThroughRunner puts items into the source of a running manager and
+// returns the time until all their Jobs exist.
+func createThroughRunner(b *testing.B, cp *kubetest.ControlPlane, qps float32, burst, workers, items int, inline bool) time.Duration {
+	b.Helper()
+	ns := cp.Namespace(b)
+	w := watchJobs(b, cp, ns)
+	rg := benchRig(b, cp, ns, qps, burst, workers, items, inline)
+	start := time.Now()
+	for i := range items {
+		if err := rg.mem.Put(fmt.Sprintf("item-%04d", i), []byte(`{}`)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	w.wait(b, items, 10*time.Minute)
+	d := time.Since(start)
+	rg.stop() // now, not at the end of the benchmark
+	return d
+}
+
+// createPlain creates n Jobs (and their ConfigMaps, and owner patches) from
+// 32 goroutines with an unlimited client and returns the time until all
+// the Jobs were seen.
+func createPlain(b *testing.B, cp *kubetest.ControlPlane, n int, withConfigMaps, withPatch bool) time.Duration {
+	b.Helper()
+	ns := cp.Namespace(b)
+	w := watchJobs(b, cp, ns)
+	c := cp.MustClient() // QPS -1: no client-side limit
+	ctx := context.Background()
+	jobs := make([]*batchv1.Job, n)
+	cms := make([]*corev1.ConfigMap, n)
+	for i := range jobs {
+		j, cm, err := kube.Build(testTemplate(nil, true), kube.Params{Queue: "q", Namespace: ns,
+			Item: itemapi.NewItem(fmt.Sprintf("item-%04d", i), []byte(`{}`)), MaxAttempts: 3})
+		if err != nil {
+			b.Fatal(err)
+		}
+		jobs[i], cms[i] = j, cm
+	}
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if withConfigMaps {
+					if _, err := c.CoreV1().ConfigMaps(ns).Create(ctx, cms[i], metav1.CreateOptions{}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+				j, err := c.BatchV1().Jobs(ns).Create(ctx, jobs[i], metav1.CreateOptions{})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if withPatch {
+					patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":%q,"uid":%q,"controller":true}]}}`, j.Name, j.UID)
+					if _, err := c.CoreV1().ConfigMaps(ns).Patch(ctx, j.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	w.wait(b, n, 10*time.Minute)
+	return time.Since(start)
 }
 
 // BenchmarkKubeJobLatency measures the time from an item appearing in the

@@ -68,8 +68,11 @@ type Params struct {
 	Env map[string]string
 	// MaxAttempts sets backoffLimit = MaxAttempts-1 (at least 1 attempt).
 	MaxAttempts int
-	// ActiveDeadline bounds the whole Job (all attempts), when positive.
-	ActiveDeadline time.Duration
+	// AttemptDeadline, when positive, bounds each attempt: the pod's
+	// activeDeadlineSeconds (MANAGER_JOB_TIMEOUT, "bound of one attempt" as
+	// for the local runner; a timed-out attempt is a retryable failure). A
+	// bound of the whole Job is the template's spec.activeDeadlineSeconds.
+	AttemptDeadline time.Duration
 	// InlineItem puts the item document into an annotation of the pod
 	// template, projected as the item file by a downwardAPI volume, instead
 	// of a ConfigMap: one API write per item instead of three (ConfigMap,
@@ -220,7 +223,7 @@ func podFailureRules() []batchv1.PodFailurePolicyRule {
 // annotated (item) like its pod template and its ConfigMap; backoffLimit
 // MaxAttempts-1; restartPolicy Never; a podFailurePolicy that fails the Job
 // on exit code 2 and ignores disruptions (then the template's own rules);
-// activeDeadlineSeconds from ActiveDeadline; no ttlSecondsAfterFinished
+// the pod's activeDeadlineSeconds from AttemptDeadline; no ttlSecondsAfterFinished
 // (the runner sets it when the item is acknowledged). Every container, init
 // containers included, mounts the ConfigMap read-only at ItemDir and gets
 // WORK_ITEM_FILE, ITEMQ_QUEUE, ITEMQ_JOB_NAME and Env.
@@ -280,9 +283,6 @@ func Build(tmpl *batchv1.Job, p Params) (*batchv1.Job, *corev1.ConfigMap, error)
 	spec.Parallelism, spec.Completions = ptr.To[int32](1), ptr.To[int32](1)
 	spec.BackoffLimit = ptr.To(int32(max(p.MaxAttempts, 1) - 1))
 	spec.TTLSecondsAfterFinished = nil
-	if p.ActiveDeadline > 0 {
-		spec.ActiveDeadlineSeconds = ptr.To(int64((p.ActiveDeadline + time.Second - 1) / time.Second))
-	}
 	rules := podFailureRules()
 	if spec.PodFailurePolicy != nil {
 		rules = append(rules, spec.PodFailurePolicy.Rules...)
@@ -294,6 +294,9 @@ func Build(tmpl *batchv1.Job, p Params) (*batchv1.Job, *corev1.ConfigMap, error)
 	pt.Annotations = merge(pt.Annotations, annotations)
 	pod := &pt.Spec
 	pod.RestartPolicy = corev1.RestartPolicyNever
+	if p.AttemptDeadline > 0 {
+		pod.ActiveDeadlineSeconds = ptr.To(int64((p.AttemptDeadline + time.Second - 1) / time.Second))
+	}
 	itemVolume := corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 		LocalObjectReference: corev1.LocalObjectReference{Name: name},
 		Items:                []corev1.KeyToPath{{Key: ItemKey, Path: ItemKey}},

@@ -44,7 +44,7 @@ func TestBuildGolden(t *testing.T) {
 		{"basic", "", Params{Queue: "thumbs", Namespace: "media", Item: item, Env: env, MaxAttempts: 3}},
 		{"steps", "", Params{Queue: "thumbs", Namespace: "media", Item: item, Env: env, MaxAttempts: 1,
 			Steps: [][]string{{"itemq-script", "--", "fetch.sh"}, {"itemq-thumbnail"}, {"itemq-script", "--", "stamp.sh"}}}},
-		{"containers", "", Params{Queue: "thumbs", Namespace: "media", Item: item, Env: env, MaxAttempts: 2, ActiveDeadline: 90*time.Second + time.Millisecond}},
+		{"containers", "", Params{Queue: "thumbs", Namespace: "media", Item: item, Env: env, MaxAttempts: 2, AttemptDeadline: 90*time.Second + time.Millisecond}},
 		{"inline", "basic", Params{Queue: "thumbs", Namespace: "media", Item: item, Env: env, MaxAttempts: 3, InlineItem: true}},
 	}
 	for _, tc := range cases {

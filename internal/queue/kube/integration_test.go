@@ -23,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/yaml"
 
 	"github.com/itemq/itemq/internal/queue"
@@ -34,7 +35,10 @@ import (
 	"github.com/itemq/itemq/itemapi"
 )
 
-func TestMain(m *testing.M) { kubetest.Main(m) }
+func TestMain(m *testing.M) {
+	klog.SetSlogLogger(slog.New(slog.DiscardHandler)) // client-go's chatter, e.g. requests cut by a test's end
+	kubetest.Main(m)
+}
 
 // testTemplate is a Job template whose pods run on the KWOK node (unless
 // pending is set: then they are never scheduled) with the given pod

@@ -38,7 +38,8 @@ type Config struct {
 	Env   map[string]string
 	// MaxAttempts per item: backoffLimit = MaxAttempts-1 (default 3).
 	MaxAttempts int
-	// JobTimeout, when positive, is the activeDeadlineSeconds of each Job.
+	// JobTimeout, when positive, bounds each attempt (the pods'
+	// activeDeadlineSeconds).
 	JobTimeout time.Duration
 	// InlineItems keeps item documents in a pod template annotation
 	// (downward API) instead of ConfigMaps: see Params.InlineItem.
@@ -467,7 +468,7 @@ func (r *Runner) startAs(ctx context.Context, it *itemapi.Item, name string) err
 	}
 	job, cm, err := Build(r.cfg.Template, Params{
 		Queue: r.cfg.Queue, Namespace: r.cfg.Namespace, Name: name, Item: it,
-		Steps: r.cfg.Steps, Env: r.cfg.Env, MaxAttempts: r.cfg.MaxAttempts, ActiveDeadline: r.cfg.JobTimeout,
+		Steps: r.cfg.Steps, Env: r.cfg.Env, MaxAttempts: r.cfg.MaxAttempts, AttemptDeadline: r.cfg.JobTimeout,
 		InlineItem: r.cfg.InlineItems,
 	})
 	if err != nil {

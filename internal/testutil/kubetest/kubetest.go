@@ -126,7 +126,14 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	}
 	dir := opts.Dir
 	if dir == "" {
+		removeStale()
 		if dir, err = os.MkdirTemp("", "itemq-kubetest-"); err != nil {
+			return nil, err
+		}
+		// The owner's pid: a test binary that died (a panic skips Stop; its
+		// processes die with it) leaves the directory, which the next Start
+		// removes.
+		if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
 			return nil, err
 		}
 	}
@@ -662,6 +669,25 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// removeStale removes the directories of control planes whose test binary
+// is gone.
+func removeStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "itemq-kubetest-*"))
+	for _, d := range dirs {
+		raw, err := os.ReadFile(filepath.Join(d, "owner.pid"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 func randHex(n int) string {
