@@ -114,6 +114,8 @@ func newRunner(ctx context.Context, cfg *Config, environ []string, log *slog.Log
 		}, &local.ProcessLauncher{Steps: cfg.steps, Env: cfg.executorEnv(environ), Grace: cfg.Grace, Log: log})
 	case "kubernetes":
 		return newKubeRunner(ctx, cfg, environ, log)
+	case "podman", "docker":
+		return newContainerRunner(ctx, cfg, log)
 	}
-	return nil, usageError{fmt.Errorf("MANAGER_RUNNER=%q: want local or kubernetes (podman and docker arrive with their issues)", cfg.Runner)}
+	return nil, usageError{fmt.Errorf("MANAGER_RUNNER=%q: want local, podman, docker or kubernetes", cfg.Runner)}
 }
