@@ -13,7 +13,7 @@ TEST_TIMEOUT ?= 40m
 CMDS := itemq-dir:ambassadors/dir itemq-bucket:ambassadors/bucket itemq-kafka:ambassadors/kafka \
         itemq-script:executors/script itemq-thumbnail:executors/thumbnail itemq-manager:manager
 
-.PHONY: help build test test-deps vet bench fmt clean demo
+.PHONY: help build test test-deps vet bench fmt clean demo images
 
 help: ## show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ build: ## build every binary into bin/ (static, CGO_ENABLED=0, version stamped)
 	    echo "go build -o bin/$$name ./$$dir"; \
 	    CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/$$name ./$$dir || exit 1; \
 	  fi; done
+
+images: ## build the container images (docker if an engine answers, else podman; BASES=upstream for the distroless/Debian bases)
+	VERSION="$(VERSION)" REVISION="$(REVISION)" LDFLAGS="$(LDFLAGS)" CMDS="$(CMDS)" ./hack/images.sh
 
 test-deps: ## install what the tests need (apt packages, real servers; cached under ~/.cache/itemq)
 	@mkdir -p $(CACHE)
