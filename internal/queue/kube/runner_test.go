@@ -621,3 +621,39 @@ func waitOwned(t *testing.T, c *fake.Clientset, name string) *corev1.ConfigMap {
 	})
 	return cm
 }
+
+// Conflicts: an owner patch refused because the ConfigMap of that name is
+// not the one created (its UID precondition) does not fail the start (the
+// Job runs; the sweep sees to the ConfigMap); MarkAcked refused because the
+// Job was replaced is an error (the manager retries it).
+func TestConflicts(t *testing.T) {
+	c := newFake()
+	conflict := func(a k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewConflict(a.GetResource().GroupResource(), "x", errors.New("Precondition failed: UID in precondition"))
+	}
+	c.PrependReactor("patch", "configmaps", conflict)
+	r := newRunner(t, c, nil)
+	ctx := context.Background()
+	if err := r.Start(ctx, item("a")); err != nil {
+		t.Fatalf("start with a refused owner patch: %v", err)
+	}
+	testutil.Eventually(t, 10*time.Second, "owner patch tried", func() error {
+		for _, w := range writes(c) {
+			if w == "patch configmaps" {
+				return nil
+			}
+		}
+		return errors.New("no patch yet")
+	})
+	if o := jobOwner(getCM(t, c, queue.JobName("q", "a"))); o != nil {
+		t.Fatalf("owner set despite the conflict: %+v", o)
+	}
+	waitCached(t, r, "a")
+	c.PrependReactor("patch", "jobs", conflict)
+	if err := r.MarkAcked(ctx, "a", itemapi.Succeeded); !apierrors.IsConflict(err) {
+		t.Fatalf("MarkAcked: %v, want the conflict", err)
+	}
+	if err := r.MarkAcked(ctx, "unknown", itemapi.Succeeded); err == nil {
+		t.Fatal("MarkAcked of an item without a job")
+	}
+}
