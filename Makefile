@@ -11,7 +11,7 @@ TEST_TIMEOUT ?= 40m
 
 # binary name : package directory
 CMDS := itemq-dir:ambassadors/dir itemq-bucket:ambassadors/bucket itemq-kafka:ambassadors/kafka \
-        itemq-script:executors/script itemq-thumbnail:executors/thumbnail itemq-manager:manager
+        itemq-script:executors/script itemq-thumbnail:executors/thumbnail itemq-blob:executors/blob itemq-manager:manager
 
 .PHONY: help build test test-deps vet bench fmt clean demo images
 

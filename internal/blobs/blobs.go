@@ -14,11 +14,11 @@
 //
 // Object URLs (an item's data.url) are split with itemapi.SplitObjectURL.
 //
-// The s3://, gs:// and azblob:// drivers are linked in by default. Their
-// package initialisation is most of a binary's start-up time (see
-// docs/benchmarks/executors.md); a deployment that needs only some of them
-// can build without the others with the tags itemq_no_s3, itemq_no_gcs and
-// itemq_no_azure (go build -tags itemq_no_gcs,itemq_no_azure ./executors/script).
+// Linking this package links the S3, GCS and Azure SDKs, whose package
+// initialisation costs tens of milliseconds at every start of a binary
+// (docs/benchmarks/executors.md). The executors therefore do not import
+// it: they reach buckets through the itemq-blob helper process
+// (internal/executor/blobclient).
 package blobs
 
 import (
@@ -28,9 +28,13 @@ import (
 	"sync"
 
 	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/azureblob" // registers azblob://
 	"gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/gcsblob" // registers gs://
 	"gocloud.dev/blob/memblob"
+	_ "gocloud.dev/blob/s3blob" // registers s3://
 
+	"github.com/itemq/itemq/internal/executor/storage"
 	"github.com/itemq/itemq/itemapi"
 )
 
@@ -95,29 +99,6 @@ func (fileOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket, 
 }
 
 // Redact returns a URL for logs and errors: userinfo and query values that
-// look like secrets are replaced by "REDACTED".
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	if u.User != nil {
-		u.User = url.User("REDACTED")
-	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		changed := false
-		for k := range q {
-			switch k {
-			case "sig", "signature", "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token",
-				"token", "access_token", "secret", "key", "password", "sv", "se", "sp":
-				q.Set(k, "REDACTED")
-				changed = true
-			}
-		}
-		if changed {
-			u.RawQuery = q.Encode()
-		}
-	}
-	return u.String()
-}
+// look like secrets are replaced by "REDACTED" (storage.RedactURL, which the
+// executors use without linking this package).
+func Redact(raw string) string { return storage.RedactURL(raw) }

@@ -7,6 +7,12 @@
 //
 // Each executor's main.go is one call to Main with the constructor of its
 // Step (see executors/script and executors/thumbnail).
+//
+// The package links no cloud SDK: bucket I/O goes through a
+// storage.Storage, by default a blobclient.Client, which runs it in an
+// itemq-blob helper process started on the run's first bucket operation.
+// Runs that touch no bucket (HTTP or local input, no OUTPUT_URL) start no
+// helper.
 package executor
 
 import (
@@ -19,6 +25,8 @@ import (
 	"time"
 
 	"github.com/itemq/itemq/internal/config"
+	"github.com/itemq/itemq/internal/executor/blobclient"
+	"github.com/itemq/itemq/internal/executor/storage"
 	"github.com/itemq/itemq/internal/logging"
 	"github.com/itemq/itemq/internal/version"
 	"github.com/itemq/itemq/itemapi"
@@ -48,6 +56,7 @@ type Config struct {
 	FetchBackoff      time.Duration `env:"EXECUTOR_FETCH_BACKOFF" envDefault:"500ms"`
 	UploadConcurrency int           `env:"EXECUTOR_UPLOAD_CONCURRENCY" envDefault:"4"`
 	WorkDir           string        `env:"EXECUTOR_WORK_DIR"`
+	BlobHelper        string        `env:"EXECUTOR_BLOB_HELPER"`
 	LogLevel          string        `env:"EXECUTOR_LOG_LEVEL" envDefault:"info"`
 	LogFormat         string        `env:"EXECUTOR_LOG_FORMAT" envDefault:"json"`
 }
@@ -128,11 +137,27 @@ func (r *Run) Command(path string, args ...string) *Command {
 	return &Command{Path: path, Args: args, Env: r.Env, Grace: r.Grace, Log: r.Log}
 }
 
+// Options change how MainWith runs an executor. The zero value is what
+// Main (the executor binaries) uses.
+type Options struct {
+	// Storage returns the storage of one run, given the executor's
+	// environment and logger; Main closes it when the run ends. nil: a
+	// blobclient.Client (the itemq-blob helper process, started on the
+	// run's first bucket operation). Tests use an in-process
+	// blobstore.Store, the only way to reach mem:// buckets.
+	Storage func(environ []string, log *slog.Logger) storage.Storage
+}
+
 // Main runs an executor as a process and returns its exit code. args are
 // the command-line arguments without the program name: --version, --help,
 // and "--" followed by the step's arguments. ctx is cancelled on SIGTERM by
 // the caller (see executors/script/main.go).
 func Main(ctx context.Context, binary string, args, environ []string, stdout, stderr io.Writer, newStep NewStep) int {
+	return MainWith(ctx, Options{}, binary, args, environ, stdout, stderr, newStep)
+}
+
+// MainWith is Main with options.
+func MainWith(ctx context.Context, opts Options, binary string, args, environ []string, stdout, stderr io.Writer, newStep NewStep) int {
 	started := time.Now()
 	var stepArgs []string
 	for i, a := range args {
@@ -184,7 +209,13 @@ func Main(ctx context.Context, binary string, args, environ []string, stdout, st
 		ctx, cancel = context.WithTimeoutCause(ctx, cfg.Timeout, fmt.Errorf("EXECUTOR_TIMEOUT (%v) passed", cfg.Timeout))
 		defer cancel()
 	}
-	x := &execution{cfg: cfg, binary: binary, environ: environ, step: step, log: log, started: started}
+	newStorage := opts.Storage
+	if newStorage == nil {
+		newStorage = func(environ []string, log *slog.Logger) storage.Storage {
+			return blobclient.New(blobclient.Options{Helper: cfg.BlobHelper, Environ: environ, Log: log, LogLevel: cfg.LogLevel})
+		}
+	}
+	x := &execution{cfg: cfg, binary: binary, environ: environ, step: step, log: log, started: started, newStorage: newStorage}
 	err = x.run(ctx)
 	log = x.log
 	code := exitCode(ctx, err)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/itemq/itemq/internal/blobs/blobstest"
 	"github.com/itemq/itemq/internal/executor"
+	"github.com/itemq/itemq/internal/executor/blobstore"
+	"github.com/itemq/itemq/internal/executor/storage"
 	"github.com/itemq/itemq/internal/testutil"
 	"github.com/itemq/itemq/itemapi"
 )
@@ -102,6 +105,13 @@ func TestBackends(t *testing.T) {
 	}
 }
 
+// inProcess runs the executor in the test process with an in-process
+// blobstore instead of the itemq-blob helper.
+func inProcess(environ []string, stderr io.Writer, step executor.NewStep) int {
+	opts := executor.Options{Storage: func([]string, *slog.Logger) storage.Storage { return blobstore.New() }}
+	return executor.MainWith(context.Background(), opts, "test", nil, environ, io.Discard, stderr, step)
+}
+
 // mem:// buckets live in one process, so the library is tested in-process.
 func TestInProcessMem(t *testing.T) {
 	for _, be := range blobstest.Backends() {
@@ -129,20 +139,20 @@ func TestInProcessMem(t *testing.T) {
 			}
 			environ := []string{"WORK_ITEM_FILE=" + itemFile, "OUTPUT_URL=" + bucket}
 			var stderr bytes.Buffer
-			if code := executor.Main(context.Background(), "test", nil, environ, io.Discard, &stderr, step); code != 0 {
+			if code := inProcess(environ, &stderr, step); code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr.String())
 			}
 			if got := string(blobstest.Get(t, bucket, "a/out.txt")); got != "abc!" {
 				t.Fatalf("out.txt = %q", got)
 			}
 			readManifest(t, blobstest.Get(t, bucket, "a/_SUCCESS.json"))
-			if code := executor.Main(context.Background(), "test", nil, environ, io.Discard, &stderr, step); code != 0 || runs != 1 {
+			if code := inProcess(environ, &stderr, step); code != 0 || runs != 1 {
 				t.Fatalf("second run: exit %d, step ran %d times", code, runs)
 			}
 			// A missing object is a missing input: exit 2.
 			missing, _ := itemapi.JoinObjectURL(bucket, "in/nope.txt")
 			environ[0] = "WORK_ITEM_FILE=" + writeItem(t, "b", map[string]any{"url": missing})
-			if code := executor.Main(context.Background(), "test", nil, environ, io.Discard, &stderr, step); code != 2 {
+			if code := inProcess(environ, &stderr, step); code != 2 {
 				t.Fatalf("missing input: exit %d, want 2", code)
 			}
 		})

@@ -17,9 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"gocloud.dev/gcerrors"
-
-	"github.com/itemq/itemq/internal/blobs"
+	"github.com/itemq/itemq/internal/executor/storage"
 	"github.com/itemq/itemq/itemapi"
 )
 
@@ -171,7 +169,8 @@ func SafeFileName(p string) string {
 	return s
 }
 
-// fetch downloads data.url into dir.
+// fetch downloads data.url into dir: http(s) URLs itself, object URLs
+// through the run's storage (the itemq-blob helper).
 func (x *execution) fetch(ctx context.Context, rawURL, dir string) (input, error) {
 	cfg, log := x.cfg, x.log
 	u, err := url.Parse(rawURL)
@@ -181,49 +180,46 @@ func (x *execution) fetch(ctx context.Context, rawURL, dir string) (input, error
 	max := int64(cfg.MaxInputBytes)
 	t := time.Now()
 	var name string
-	var get func(ctx context.Context, w *os.File, kick func()) (int64, error)
+	var get func(ctx context.Context, file string) (int64, error)
 	switch u.Scheme {
 	case "http", "https":
 		name = SafeFileName(u.Path)
 		client := &http.Client{Transport: httpTransport()}
-		get = func(ctx context.Context, w *os.File, kick func()) (int64, error) {
-			return fetchHTTP(ctx, client, rawURL, w, max, kick)
+		get = func(ctx context.Context, file string) (int64, error) {
+			f, err := os.OpenFile(file, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+			if err != nil {
+				return 0, Permanent(err) // our own disk: no retry helps
+			}
+			sctx, kick, stop := watchStall(ctx)
+			n, err := fetchHTTP(sctx, client, rawURL, f, max, kick)
+			stop()
+			if cerr := f.Close(); err == nil && cerr != nil {
+				err = cerr
+			}
+			return n, err
 		}
 	default:
-		b, key, err := blobs.OpenObject(ctx, rawURL)
+		_, key, err := itemapi.SplitObjectURL(rawURL)
 		if err != nil {
 			return input{}, Permanentf("data.url: %w", err)
 		}
-		defer b.Close()
 		name = SafeFileName(key)
-		get = func(ctx context.Context, w *os.File, kick func()) (int64, error) {
-			r, err := b.NewReader(ctx, key, nil)
-			if err != nil {
-				return 0, classifyBlobError(err)
+		get = func(ctx context.Context, file string) (int64, error) {
+			n, err := x.store.Download(ctx, rawURL, file, max)
+			if storage.KindOf(err) == storage.TooLarge {
+				return n, Permanentf("%w (EXECUTOR_MAX_INPUT_BYTES=%d)", err, max)
 			}
-			defer r.Close()
-			if r.Size() > max {
-				return 0, Permanentf("input is %d bytes, more than EXECUTOR_MAX_INPUT_BYTES=%d", r.Size(), max)
-			}
-			return copyCapped(ctx, w, r, max, kick, classifyBlobError)
+			return n, storageError(err)
 		}
 	}
 	file := filepath.Join(dir, name)
-	src := blobs.Redact(rawURL)
+	src := storage.RedactURL(rawURL)
 	var n int64
 	attempts := 0
 	err = retry(ctx, cfg.FetchAttempts, cfg.FetchBackoff, log, "fetch "+src, func(ctx context.Context) error {
 		attempts++
-		f, err := os.OpenFile(file, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-		if err != nil {
-			return Permanent(err) // our own disk: no retry helps
-		}
-		sctx, kick, stop := watchStall(ctx)
-		n, err = get(sctx, f, kick)
-		stop()
-		if cerr := f.Close(); err == nil && cerr != nil {
-			err = cerr
-		}
+		var err error
+		n, err = get(ctx, file)
 		return err
 	})
 	if err != nil {
@@ -258,7 +254,7 @@ func fetchHTTP(ctx context.Context, client *http.Client, rawURL string, w io.Wri
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			ue.URL = blobs.Redact(ue.URL)
+			ue.URL = storage.RedactURL(ue.URL)
 		}
 		return 0, err // transient: connection refused, reset, timeout, DNS
 	}
@@ -276,7 +272,7 @@ func fetchHTTP(ctx context.Context, client *http.Client, rawURL string, w io.Wri
 	if resp.ContentLength > max {
 		return 0, Permanentf("input is %d bytes, more than EXECUTOR_MAX_INPUT_BYTES=%d", resp.ContentLength, max)
 	}
-	return copyCapped(ctx, w, resp.Body, max, kick, func(err error) error { return err })
+	return copyCapped(ctx, w, resp.Body, max, kick)
 }
 
 // watchStall returns a context that ends when kick has not been called for
@@ -289,7 +285,7 @@ func watchStall(ctx context.Context) (context.Context, func(), func()) {
 
 // copyCapped copies r to w, failing permanently past max bytes; kick is
 // called whenever data arrives.
-func copyCapped(ctx context.Context, w io.Writer, r io.Reader, max int64, kick func(), classify func(error) error) (int64, error) {
+func copyCapped(ctx context.Context, w io.Writer, r io.Reader, max int64, kick func()) (int64, error) {
 	buf := make([]byte, 256<<10)
 	var n int64
 	for {
@@ -311,21 +307,20 @@ func copyCapped(ctx context.Context, w io.Writer, r io.Reader, max int64, kick f
 			if ctx.Err() != nil {
 				return n, fmt.Errorf("read: %w (%v)", rerr, context.Cause(ctx))
 			}
-			return n, classify(fmt.Errorf("read: %w", rerr))
+			return n, fmt.Errorf("read: %w", rerr)
 		}
 	}
 }
 
-// classifyBlobError marks a missing object or a bad request as permanent;
+// storageError turns a storage error into the executor's terms: a missing
+// object is a missing input and, like a refused request, permanent (exit
+// 2); an unusable storage (no helper) is exit 1 but not worth retrying;
 // everything else is transient.
-func classifyBlobError(err error) error {
-	if err == nil {
-		return nil
-	}
-	switch gcerrors.Code(err) {
-	case gcerrors.NotFound:
+func storageError(err error) error {
+	switch storage.KindOf(err) {
+	case storage.NotFound:
 		return Permanentf("input missing: %w", err)
-	case gcerrors.InvalidArgument:
+	case storage.TooLarge, storage.Permanent:
 		return Permanent(err)
 	}
 	return err
@@ -336,7 +331,7 @@ func classifyBlobError(err error) error {
 func retry(ctx context.Context, attempts int, backoff time.Duration, log *slog.Logger, what string, fn func(context.Context) error) error {
 	for i := 1; ; i++ {
 		err := fn(ctx)
-		if err == nil || IsPermanent(err) || ctx.Err() != nil || i >= attempts {
+		if err == nil || IsPermanent(err) || storage.KindOf(err) == storage.Unavailable || ctx.Err() != nil || i >= attempts {
 			if err != nil && !IsPermanent(err) && i > 1 && ctx.Err() == nil {
 				err = fmt.Errorf("%w (after %d attempts)", err, i)
 			}
@@ -355,5 +350,3 @@ func retry(ctx context.Context, attempts int, backoff time.Duration, log *slog.L
 		backoff *= 2
 	}
 }
-
-func gcerrorsNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotFound }

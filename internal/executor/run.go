@@ -2,17 +2,14 @@ package executor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
-	"gocloud.dev/blob"
-
-	"github.com/itemq/itemq/internal/blobs"
+	"github.com/itemq/itemq/internal/executor/storage"
 	"github.com/itemq/itemq/itemapi"
 )
 
@@ -21,12 +18,14 @@ import (
 const ManifestName = "_SUCCESS.json"
 
 type execution struct {
-	cfg     Config
-	binary  string
-	environ []string
-	step    Step
-	log     *slog.Logger
-	started time.Time
+	cfg        Config
+	binary     string
+	environ    []string
+	step       Step
+	log        *slog.Logger
+	started    time.Time
+	newStorage func(environ []string, log *slog.Logger) storage.Storage
+	store      storage.Storage // bucket I/O of this run
 }
 
 func since(t time.Time) string { return time.Since(t).Round(time.Microsecond).String() }
@@ -49,26 +48,30 @@ func (x *execution) run(ctx context.Context) error {
 	x.log = log
 	log.Info("read item", "phase", "item", "file", itemFile, "key", key, "bytes", n, "duration", since(t))
 
+	// The storage starts nothing (no helper process) until a bucket is
+	// used.
+	x.store = x.newStorage(x.environ, log)
+	defer func() {
+		if err := x.store.Close(); err != nil {
+			log.Warn("close the storage", "error", err.Error())
+		}
+	}()
+
 	// 2. Already done?
-	var out *blob.Bucket
+	upload := cfg.OutputURL != ""
 	manifestExists := false
-	if cfg.OutputURL != "" {
-		out, err = blobs.Open(ctx, cfg.OutputURL)
-		if err != nil {
+	if upload {
+		if err := checkBucketURL(cfg.OutputURL); err != nil {
 			return Permanentf("OUTPUT_URL: %w", err)
 		}
-		defer out.Close()
 		t = time.Now()
 		err = retry(ctx, cfg.FetchAttempts, cfg.FetchBackoff, log, "check "+ManifestName, func(ctx context.Context) error {
-			ok, err := out.Exists(ctx, key+"/"+ManifestName)
-			if errors.Is(err, syscall.ENOTDIR) {
-				ok, err = false, nil // file://: a file is where the key's directory would be
-			}
+			ok, err := x.store.Exists(ctx, cfg.OutputURL, key+"/"+ManifestName)
 			manifestExists = ok
-			return classifyBlobError(err)
+			return storageError(err)
 		})
 		if err != nil {
-			return fmt.Errorf("check %s/%s/%s: %w", blobs.Redact(cfg.OutputURL), key, ManifestName, err)
+			return fmt.Errorf("check %s/%s/%s: %w", storage.RedactURL(cfg.OutputURL), key, ManifestName, err)
 		}
 		if manifestExists && !cfg.Force {
 			log.Info("already done: "+ManifestName+" exists; nothing to do (EXECUTOR_FORCE=true runs it again)",
@@ -86,6 +89,9 @@ func (x *execution) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create work directory: %w", err)
 	}
+	if work, err = filepath.Abs(work); err != nil { // the helper gets absolute paths
+		return fmt.Errorf("create work directory: %w", err)
+	}
 	defer func() {
 		if err := os.RemoveAll(work); err != nil {
 			log.Warn("remove work directory", "dir", work, "error", err.Error())
@@ -100,7 +106,7 @@ func (x *execution) run(ctx context.Context) error {
 		if outputDir, err = filepath.Abs(outputDir); err != nil {
 			return Permanentf("OUTPUT_DIR: %w", err)
 		}
-	case out != nil:
+	case upload:
 		outputDir = filepath.Join(work, "output")
 		if err := os.Mkdir(outputDir, 0o755); err != nil {
 			return fmt.Errorf("create output directory: %w", err)
@@ -145,7 +151,7 @@ func (x *execution) run(ctx context.Context) error {
 	log.Info("step finished", "phase", "step", "duration", since(t))
 
 	// 6. The results.
-	if out == nil {
+	if !upload {
 		files, size, err := listOutputs(outputDir)
 		if err != nil {
 			return err
@@ -153,7 +159,21 @@ func (x *execution) run(ctx context.Context) error {
 		log.Info("results stay in OUTPUT_DIR (no OUTPUT_URL)", "phase", "upload", "dir", outputDir, "files", len(files), "bytes", size)
 		return nil
 	}
-	return x.upload(ctx, out, key, item, outputDir, manifestExists)
+	return x.upload(ctx, key, item, outputDir, work, manifestExists)
+}
+
+// checkBucketURL refuses, before any helper is started, a bucket URL that
+// no storage driver serves.
+func checkBucketURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	switch u.Scheme {
+	case "s3", "gs", "azblob", "file", "mem":
+		return nil
+	}
+	return fmt.Errorf("%s: unsupported scheme %q (want s3, gs, azblob, file or mem)", storage.RedactURL(raw), u.Scheme)
 }
 
 // setEnv returns environ with each of the key, value pairs kv set

@@ -2,25 +2,17 @@ package executor
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"mime"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"sync"
-	"syscall"
 	"time"
 
-	"gocloud.dev/blob"
-
-	"github.com/itemq/itemq/internal/blobs"
+	"github.com/itemq/itemq/internal/executor/storage"
 	"github.com/itemq/itemq/internal/version"
 	"github.com/itemq/itemq/itemapi"
 )
@@ -95,12 +87,13 @@ func listOutputs(dir string) ([]outputFile, int64, error) {
 	return files, total, nil
 }
 
-// upload writes every file of outputDir under key/ and then the manifest.
-// If anything fails or ctx ends before the manifest is written, the objects
-// this run wrote are deleted again (best effort, with a fresh context), so
-// nothing of a failed run stays under the key.
-func (x *execution) upload(ctx context.Context, b *blob.Bucket, key string, item *itemapi.Item, outputDir string, manifestExists bool) (err error) {
-	log := x.log
+// upload writes every file of outputDir under key/ in OUTPUT_URL and then
+// the manifest (written to a file in work first: the storage takes
+// files). If anything fails or ctx ends before the manifest is written,
+// the objects this run wrote are deleted again (best effort, with a fresh
+// context), so nothing of a failed run stays under the key.
+func (x *execution) upload(ctx context.Context, key string, item *itemapi.Item, outputDir, work string, manifestExists bool) (err error) {
+	log, st, bucket := x.log, x.store, x.cfg.OutputURL
 	t := time.Now()
 	files, total, err := listOutputs(outputDir)
 	if err != nil {
@@ -118,9 +111,9 @@ func (x *execution) upload(ctx context.Context, b *blob.Bucket, key string, item
 		defer cancel()
 		deleted := 0
 		for _, k := range written {
-			if derr := b.Delete(cctx, k); derr == nil {
+			if derr := st.Delete(cctx, bucket, k); derr == nil {
 				deleted++
-			} else if gcerrorsNotFound(derr) {
+			} else if storage.KindOf(derr) == storage.NotFound {
 				continue
 			} else {
 				log.Warn("cleanup: delete a partial upload", "object", k, "error", derr.Error())
@@ -134,7 +127,7 @@ func (x *execution) upload(ctx context.Context, b *blob.Bucket, key string, item
 	if manifestExists {
 		// EXECUTOR_FORCE: the old manifest must not vouch for a mix of old
 		// and new results while they are replaced.
-		if err := b.Delete(ctx, manifestKey); err != nil && !gcerrorsNotFound(err) {
+		if err := st.Delete(ctx, bucket, manifestKey); err != nil && storage.KindOf(err) != storage.NotFound {
 			return fmt.Errorf("delete the old %s: %w", ManifestName, err)
 		}
 	}
@@ -159,8 +152,14 @@ func (x *execution) upload(ctx context.Context, b *blob.Bucket, key string, item
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out, err := uploadFile(uctx, b, k, f)
-			outs[i], errs[i] = out, err
+			o, err := st.Upload(uctx, bucket, k, f.path, "")
+			if err != nil {
+				err = fmt.Errorf("upload %s: %w", f.name, err)
+				if storage.KindOf(err) == storage.Permanent {
+					err = Permanent(err)
+				}
+			}
+			outs[i], errs[i] = ManifestOutput{Size: o.Size, SHA256: o.SHA256}, err
 			if err != nil {
 				cancel()
 			}
@@ -188,45 +187,15 @@ func (x *execution) upload(ctx context.Context, b *blob.Bucket, key string, item
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", ManifestName, err)
 	}
-	written = append(written, manifestKey)
-	if err := b.WriteAll(ctx, manifestKey, append(doc, '\n'), &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+	manifestFile := filepath.Join(work, ManifestName)
+	if err := os.WriteFile(manifestFile, append(doc, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", ManifestName, err)
 	}
-	log.Info("uploaded results", "phase", "upload", "url", blobs.Redact(x.cfg.OutputURL), "key", key,
+	written = append(written, manifestKey)
+	if _, err := st.Upload(ctx, bucket, manifestKey, manifestFile, "application/json"); err != nil {
+		return fmt.Errorf("write %s: %w", ManifestName, err)
+	}
+	log.Info("uploaded results", "phase", "upload", "url", storage.RedactURL(bucket), "key", key,
 		"files", len(files), "bytes", total, "duration", since(t))
 	return nil
-}
-
-func uploadFile(ctx context.Context, b *blob.Bucket, key string, f outputFile) (ManifestOutput, error) {
-	out, err := uploadFile1(ctx, b, key, f)
-	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) {
-		// file:// only: keys nest, and a file cannot also be a directory.
-		return out, Permanentf("%w (on a file:// OUTPUT_URL a file is in the way of the item key's directory, or a directory in the way of a file)", err)
-	}
-	return out, err
-}
-
-func uploadFile1(ctx context.Context, b *blob.Bucket, key string, f outputFile) (ManifestOutput, error) {
-	r, err := os.Open(f.path)
-	if err != nil {
-		return ManifestOutput{}, fmt.Errorf("upload %s: %w", f.name, err)
-	}
-	defer r.Close()
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w, err := b.NewWriter(wctx, key, &blob.WriterOptions{ContentType: mime.TypeByExtension(path.Ext(f.name))})
-	if err != nil {
-		return ManifestOutput{}, fmt.Errorf("upload %s: %w", f.name, err)
-	}
-	h := sha256.New()
-	n, err := io.Copy(w, io.TeeReader(r, h))
-	if err != nil {
-		cancel() // abort the write
-		w.Close()
-		return ManifestOutput{}, fmt.Errorf("upload %s: %w", f.name, err)
-	}
-	if err := w.Close(); err != nil {
-		return ManifestOutput{}, fmt.Errorf("upload %s: %w", f.name, err)
-	}
-	return ManifestOutput{Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }

@@ -26,7 +26,9 @@ var (
 
 // Binary builds the package (a path relative to the module root, e.g.
 // "ambassadors/dir") once per test process and returns the executable's
-// path. The Go build cache makes repeated builds cheap.
+// path. The Go build cache makes repeated builds cheap. Building an
+// executor (executors/…) also builds its bucket helper next to it as
+// itemq-blob, where the executor looks for it (docs/executors.md).
 func Binary(t testing.TB, pkg string) string {
 	t.Helper()
 	binMu.Lock()
@@ -43,7 +45,19 @@ func Binary(t testing.TB, pkg string) string {
 			t.Fatal(err)
 		}
 	}
-	out := filepath.Join(binDir, strings.ReplaceAll(pkg, "/", "_"))
+	if strings.HasPrefix(pkg, "executors/") && binDone[blobHelper] == "" {
+		binDone[blobHelper] = build(t, "executors/blob", filepath.Join(binDir, "itemq-blob"))
+	}
+	out := build(t, pkg, filepath.Join(binDir, strings.ReplaceAll(pkg, "/", "_")))
+	binDone[pkg] = out
+	return out
+}
+
+// blobHelper is binDone's key for the executors' helper built as itemq-blob.
+const blobHelper = "executors/blob as itemq-blob"
+
+func build(t testing.TB, pkg, out string) string {
+	t.Helper()
 	tmp := filepath.Join(binDir, fmt.Sprintf(".build-%d-%s", os.Getpid(), filepath.Base(out)))
 	defer os.Remove(tmp)
 	cmd := exec.Command("go", "build", "-o", tmp, "./"+pkg)
@@ -57,7 +71,6 @@ func Binary(t testing.TB, pkg string) string {
 	if err := os.Rename(tmp, out); err != nil {
 		t.Fatal(err)
 	}
-	binDone[pkg] = out
 	return out
 }
 

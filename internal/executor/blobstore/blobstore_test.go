@@ -1,0 +1,176 @@
+package blobstore_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/itemq/itemq/internal/blobs"
+	"github.com/itemq/itemq/internal/blobs/blobstest"
+	"github.com/itemq/itemq/internal/executor/blobstore"
+	"github.com/itemq/itemq/internal/executor/storage"
+	"github.com/itemq/itemq/itemapi"
+)
+
+// Every operation on every backend, with the error kinds the executor
+// relies on.
+func TestStore(t *testing.T) {
+	ctx := context.Background()
+	for _, be := range blobstest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			bucket, _ := be.New(t)
+			s := blobstore.New()
+			defer s.Close()
+			dir := t.TempDir()
+			blobstest.Put(t, bucket, "in/a b.txt", []byte("hello"))
+			objURL, err := itemapi.JoinObjectURL(bucket, "in/a b.txt")
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			file := filepath.Join(dir, "a.txt")
+			if n, err := s.Download(ctx, objURL, file, 5); err != nil || n != 5 || mustRead(t, file) != "hello" {
+				t.Fatalf("Download = %d, %v", n, err)
+			}
+			if _, err := s.Download(ctx, objURL, file, 4); storage.KindOf(err) != storage.TooLarge {
+				t.Fatalf("Download over the cap = %v", err)
+			}
+			missing, _ := itemapi.JoinObjectURL(bucket, "in/none.txt")
+			if _, err := s.Download(ctx, missing, file, 5); storage.KindOf(err) != storage.NotFound {
+				t.Fatalf("Download of a missing object = %v (kind %s)", err, storage.KindOf(err))
+			}
+
+			if ok, err := s.Exists(ctx, bucket, "out/x.png"); ok || err != nil {
+				t.Fatalf("Exists = %v, %v", ok, err)
+			}
+			up := filepath.Join(dir, "up")
+			os.WriteFile(up, []byte("hello"), 0o600)
+			o, err := s.Upload(ctx, bucket, "out/x.png", up, "")
+			sum := sha256.Sum256([]byte("hello"))
+			if err != nil || o.Size != 5 || o.SHA256 != hex.EncodeToString(sum[:]) {
+				t.Fatalf("Upload = %+v, %v", o, err)
+			}
+			if got := string(blobstest.Get(t, bucket, "out/x.png")); got != "hello" {
+				t.Fatalf("uploaded %q", got)
+			}
+			if ok, err := s.Exists(ctx, bucket, "out/x.png"); !ok || err != nil {
+				t.Fatalf("Exists after the upload = %v, %v", ok, err)
+			}
+			if err := s.Delete(ctx, bucket, "out/x.png"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Delete(ctx, bucket, "out/x.png"); storage.KindOf(err) != storage.NotFound {
+				t.Fatalf("Delete of a missing object = %v (kind %s)", err, storage.KindOf(err))
+			}
+			if _, err := s.Upload(ctx, bucket, "out/y", filepath.Join(dir, "none"), ""); err == nil || storage.KindOf(err) != storage.Transient {
+				t.Fatalf("Upload of a missing file = %v", err)
+			}
+		})
+	}
+}
+
+// The content type follows the key's extension unless given.
+func TestContentType(t *testing.T) {
+	ctx := context.Background()
+	name := "blobstore-test-content-type"
+	t.Cleanup(func() { blobs.DropMem(name) })
+	s := blobstore.New()
+	defer s.Close()
+	file := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(file, []byte("{}"), 0o600)
+	for key, ct := range map[string]string{"a.png": "", "b.json": "application/json", "c": "text/x-mine"} {
+		if _, err := s.Upload(ctx, "mem://"+name, key, file, ct); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := blobs.Open(ctx, "mem://"+name)
+	defer b.Close()
+	for key, want := range map[string]string{"a.png": "image/png", "b.json": "application/json", "c": "text/x-mine"} {
+		a, err := b.Attributes(ctx, key)
+		if err != nil || a.ContentType != want {
+			t.Errorf("%s: content type %q, %v; want %s", key, a.ContentType, err, want)
+		}
+	}
+}
+
+// URLs that no driver serves, or refused by one, are Permanent; on a
+// file:// bucket a file in the way of a key's directory means "does not
+// exist" to Exists and is Permanent to Upload.
+func TestPermanent(t *testing.T) {
+	ctx := context.Background()
+	s := blobstore.New()
+	defer s.Close()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	os.WriteFile(file, []byte("x"), 0o600)
+	for _, u := range []string{"ftp://h/x", "mem://x/y?bogus=1", "s3:///nobucket"} {
+		if _, err := s.Download(ctx, u, file, 10); storage.KindOf(err) != storage.Permanent {
+			t.Errorf("Download(%s) = %v (kind %s)", u, err, storage.KindOf(err))
+		}
+	}
+	if _, err := s.Exists(ctx, "mem://x?bogus=1", "k"); storage.KindOf(err) != storage.Permanent {
+		t.Errorf("Exists on a bad bucket URL = %v", err)
+	}
+	bucket := "file://" + dir
+	if ok, err := s.Exists(ctx, bucket, "f/_SUCCESS.json"); ok || err != nil {
+		t.Errorf("Exists under a file = %v, %v", ok, err)
+	}
+	if _, err := s.Upload(ctx, bucket, "f/x", file, ""); storage.KindOf(err) != storage.Permanent || !strings.Contains(err.Error(), "in the way") {
+		t.Errorf("Upload under a file = %v (kind %s)", err, storage.KindOf(err))
+	}
+}
+
+// A download that stops receiving data fails (Transient) after
+// StallTimeout; a server error is Transient too.
+func TestStallAndServerError(t *testing.T) {
+	ctx := context.Background()
+	bucket, _ := blobstest.FakeS3(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/stall"):
+				w.Header().Set("Content-Length", "1000")
+				w.WriteHeader(http.StatusOK)
+				io.WriteString(w, "a little")
+				w.(http.Flusher).Flush()
+				<-r.Context().Done()
+			case strings.HasSuffix(r.URL.Path, "/fail"):
+				http.Error(w, "down", http.StatusServiceUnavailable)
+			default:
+				h.ServeHTTP(w, r)
+			}
+		})
+	})
+	s := blobstore.New()
+	defer s.Close()
+	file := filepath.Join(t.TempDir(), "f")
+	u, _ := itemapi.JoinObjectURL(bucket, "fail")
+	if _, err := s.Download(ctx, u, file, 1<<20); storage.KindOf(err) != storage.Transient || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("Download from a failing server = %v (kind %s)", err, storage.KindOf(err))
+	}
+	s.StallTimeout = 300 * time.Millisecond
+	u, _ = itemapi.JoinObjectURL(bucket, "stall")
+	start := time.Now()
+	_, err := s.Download(ctx, u, file, 1<<20)
+	if storage.KindOf(err) != storage.Transient || !strings.Contains(err.Error(), "no data for 300ms") {
+		t.Fatalf("stalled Download = %v (kind %s)", err, storage.KindOf(err))
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("the stall took %v to notice", d)
+	}
+}
+
+func mustRead(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
