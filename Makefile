@@ -48,7 +48,8 @@ bench: test-deps ## run the benchmarks (figures are recorded in docs/benchmarks.
 
 demo: build ## the video thumbnail generator on this machine (WATCH=1 keeps it running)
 	@command -v ffmpeg >/dev/null || ./hack/deps/10-apt.sh >/dev/null
-	$(GO) run ./hack/demo -dir demo -bin bin $(if $(WATCH),-watch)
+	@$(GO) build -o bin/.demo ./hack/demo
+	bin/.demo -dir demo -bin bin $(if $(WATCH),-watch)
 
 fmt: ## gofmt every Go file
 	gofmt -w $$(git ls-files '*.go')
