@@ -13,16 +13,17 @@
 # hack/images.sh stages the context: bin/ holds itemq-thumbnail and its helpers.
 ARG BASE=debian:bookworm-slim
 FROM ${BASE}
-ARG VERSION=dev
-ARG REVISION=unknown
-ARG SOURCE=https://github.com/itemq/itemq
-ARG LICENSES=NOASSERTION
 RUN set -eux; \
     apt-get update; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg ca-certificates; \
     rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log; \
     groupadd --gid 65532 nonroot; \
     useradd --uid 65532 --gid 65532 --home-dir /home/nonroot --create-home --shell /usr/sbin/nologin nonroot
+# The build args come after the apt layer, so that a new version reuses it.
+ARG VERSION=dev
+ARG REVISION=unknown
+ARG SOURCE=https://github.com/itemq/itemq
+ARG LICENSES=NOASSERTION
 LABEL org.opencontainers.image.title="itemq-thumbnail" \
       org.opencontainers.image.description="itemq executor that extracts thumbnails from one video (WORK_ITEM_FILE) with ffmpeg and uploads them" \
       org.opencontainers.image.source="${SOURCE}" \
