@@ -201,7 +201,8 @@ func startServer(ctx context.Context, bin, logPath, addrVar string, env ...strin
 	}
 	cmd := exec.Command(bin)
 	cmd.Env = append(append(os.Environ(), addrVar+"=127.0.0.1:0"), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The servers stop with the demo, even when it is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	r, wpipe := io.Pipe()
 	cmd.Stderr = io.MultiWriter(f, wpipe)
 	cmd.Stdout = f
