@@ -13,7 +13,7 @@
 source "$(dirname "$0")/../lib.sh"
 hack=$(cd "$(dirname "$0")/.." && pwd)
 
-apt_install podman runc conmon containernetworking-plugins debootstrap iptables
+apt_install podman runc conmon containernetworking-plugins catatonit debootstrap iptables
 
 conf_dir="$ITEMQ_CACHE/podman"
 mkdir -p "$conf_dir"
