@@ -372,3 +372,43 @@ func TestTimeoutStopsTheContainer(t *testing.T) {
 		t.Errorf("the logs of the stopped container were not kept")
 	}
 }
+
+// With StopOnShutdown, a manager that stops stops its containers; the next
+// manager finds the stopped container and takes its exit code (a failed
+// attempt, retried by the runner) instead of running it again.
+func TestStopOnShutdown(t *testing.T) {
+	r := newRig(t, func(c *container.Config) { c.StopOnShutdown = true })
+	a, _ := r.attempt("stop.json", `{"waitFor":"/runs/never"}`, 1, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.l.Launch(ctx, a)
+		done <- err
+	}()
+	testutil.Eventually(t, time.Minute, "the probe started", func() error {
+		if r.count("start stop.json") == 0 {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Launch after its context ended: no error")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Launch did not return")
+	}
+	if got := r.containers("running"); len(got) != 0 {
+		t.Fatalf("still running after the manager stopped: %v", got)
+	}
+	a2, _ := r.attempt("stop.json", `{"waitFor":"/runs/never"}`, 1, true)
+	code, err := r.l.Launch(context.Background(), a2)
+	if err != nil || code == 0 {
+		t.Fatalf("resumed: code %d, err %v; want the stopped container's non-zero code", code, err)
+	}
+	if n := r.count("start stop.json"); n != 1 {
+		t.Errorf("started %d times, want 1", n)
+	}
+}
