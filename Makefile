@@ -4,6 +4,9 @@ GO ?= go
 MODULE := github.com/itemq/itemq
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# grpcnotrace keeps golang.org/x/net/trace (and its html templates, which stop
+# the linker from dropping unused methods) out of binaries that link gRPC.
+GOTAGS ?= grpcnotrace
 LDFLAGS := -s -w -X $(MODULE)/internal/version.Version=$(VERSION) -X $(MODULE)/internal/version.Revision=$(REVISION)
 CACHE ?= $(HOME)/.cache/itemq
 TESTENV := $(CACHE)/test.env
@@ -23,7 +26,7 @@ build: ## build every binary into bin/ (static, CGO_ENABLED=0, version stamped)
 	@for c in $(CMDS); do name=$${c%%:*}; dir=$${c#*:}; \
 	  if [ -d "$$dir" ]; then \
 	    echo "go build -o bin/$$name ./$$dir"; \
-	    CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/$$name ./$$dir || exit 1; \
+	    CGO_ENABLED=0 $(GO) build -trimpath -tags "$(GOTAGS)" -ldflags "$(LDFLAGS)" -o bin/$$name ./$$dir || exit 1; \
 	  fi; done
 
 images: ## build the container images (docker if an engine answers, else podman; BASES=upstream for the distroless/Debian bases)

@@ -11,6 +11,9 @@
 //     default (fileblob's metadata=skip), so a directory that receives
 //     results holds just those results. Content types and metadata are then
 //     not stored; add "metadata=" (empty) to the URL to get the sidecars back.
+//     Temporary files are written next to the object (fileblob's
+//     no_tmp_dir), so writes work when the directory is on another
+//     filesystem than TMPDIR (a container's volume and its tmpfs).
 //
 // Object URLs (an item's data.url) are split with itemapi.SplitObjectURL.
 //
@@ -94,7 +97,12 @@ func (defaultOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucke
 type fileOpener struct{}
 
 func (fileOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
-	o := &fileblob.URLOpener{Options: fileblob.Options{Metadata: fileblob.MetadataDontWrite}}
+	// NoTempDir: write temporary files next to their final name, so that the
+	// rename that completes a write never crosses filesystems (a bucket on a
+	// volume, TMPDIR on a tmpfs: EXDEV). A write killed half-way leaves a
+	// "*.tmp" file there; it is never mistaken for an object of the result,
+	// which _SUCCESS.json lists.
+	o := &fileblob.URLOpener{Options: fileblob.Options{Metadata: fileblob.MetadataDontWrite, NoTempDir: true}}
 	return o.OpenBucketURL(ctx, u)
 }
 

@@ -51,7 +51,7 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("clean %s: %w", d, err)
 		}
 	}
-	for _, d := range []string{videos, filepath.Join(out, "thumbs"), state, logs} {
+	for _, d := range []string{videos, out, state, logs} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}

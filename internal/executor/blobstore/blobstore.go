@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net/url"
 	"os"
 	"path"
 	"sync"
@@ -57,12 +58,28 @@ func (s *Store) Bucket(ctx context.Context, bucketURL string) (*blob.Bucket, err
 	if b, ok := s.buckets[bucketURL]; ok {
 		return b, nil
 	}
-	b, err := blobs.Open(ctx, bucketURL)
+	b, err := blobs.Open(ctx, withCreateDir(bucketURL))
 	if err != nil {
 		return nil, storage.Classify(storage.Permanent, err)
 	}
 	s.buckets[bucketURL] = b
 	return b, nil
+}
+
+// withCreateDir makes a file:// bucket's directory on first use (an
+// OUTPUT_URL of file:///results/run-7 need not exist beforehand), unless the
+// URL says otherwise.
+func withCreateDir(bucketURL string) string {
+	u, err := url.Parse(bucketURL)
+	if err != nil || u.Scheme != "file" {
+		return bucketURL
+	}
+	q := u.Query()
+	if _, set := q["create_dir"]; !set {
+		q.Set("create_dir", "true")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
 
 // Close closes every bucket the Store opened.

@@ -174,3 +174,24 @@ func mustRead(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// An OUTPUT_URL of file:///… need not exist beforehand, and writes work
+// when TMPDIR is another filesystem (temporary files go next to the object).
+func TestFileOutputDirIsMade(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "results", "run-7")
+	src := filepath.Join(t.TempDir(), "x.txt")
+	if err := os.WriteFile(src, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", "/nonexistent-tmpdir") // would fail the write if it were used
+	s := blobstore.New()
+	defer s.Close()
+	obj, err := s.Upload(ctx, "file://"+dir, "item/x.txt", src, "")
+	if err != nil {
+		t.Fatalf("upload into a missing directory: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "item", "x.txt")); err != nil || string(b) != "hello" || obj.Size != 5 {
+		t.Fatalf("uploaded %q (%v), %+v", b, err, obj)
+	}
+}
