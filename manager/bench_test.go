@@ -1,8 +1,10 @@
 package main_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,6 +125,82 @@ func BenchmarkThroughput(b *testing.B) {
 	b.ReportMetric(float64(n*b.N)/itemq.Seconds(), "itemq-items/s")
 	b.ReportMetric(float64(n*b.N)/xargs.Seconds(), "xargs-items/s")
 	b.ReportMetric(xargs.Seconds()/itemq.Seconds(), "ratio")
+}
+
+// BenchmarkRSS100k: the resident memory of the real itemq-manager binary
+// holding 100,000 waiting items (two running a long sleep, the rest in the
+// backlog), with the source in process (dir://) and behind an itemq-dir
+// ambassador, and the times the binary itself reports in /metrics while
+// it resyncs every second: a reconcile pass (the diff, target ≤ 50 ms) and
+// a full resync (listing 100k items, then the diff). Target: RSS ≤ 300 MB.
+//
+//	go test -run '^$' -bench RSS100k -benchtime 1x ./manager/
+func BenchmarkRSS100k(b *testing.B) {
+	const n = 100_000
+	root := filepath.Join(b.TempDir(), "in")
+	_ = os.MkdirAll(root, 0o755)
+	for i := 0; i < n; i++ {
+		name := filepath.Join(root, fmt.Sprintf("clip-%06d.mp4", i))
+		if err := os.WriteFile(name, nil, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	manager := testutil.Binary(b, "manager")
+	amb := testutil.StartServer(b, testutil.Binary(b, "ambassadors/dir"), "ITEMQ_ADDR", "DIR_ROOT="+root)
+	for _, src := range []struct{ name, url string }{
+		{"in-process", "dir://" + root},
+		{"ambassador", amb.URL()},
+	} {
+		b.Run(src.name, func(b *testing.B) {
+			for it := 0; it < b.N; it++ {
+				mgr := testutil.StartServer(b, manager, "MANAGER_ADDR",
+					"MANAGER_SOURCE="+src.url, `MANAGER_COMMAND=["/bin/sleep","600"]`,
+					"MANAGER_STATE_DIR="+filepath.Join(b.TempDir(), "state"),
+					"MANAGER_MAX_ACTIVE=2", "MANAGER_RESYNC=1s")
+				var m map[string]float64
+				testutil.Eventually(b, 5*time.Minute, "100k items held and 10 resyncs", func() error {
+					var err error
+					if m, err = scrape(mgr.URL() + "/metrics"); err != nil {
+						return err
+					}
+					if m["itemq_manager_items"] != n || m["itemq_manager_active"] != 2 {
+						return fmt.Errorf("items %v, active %v", m["itemq_manager_items"], m["itemq_manager_active"])
+					}
+					if r := m["itemq_manager_resync_seconds_count"]; r < 10 {
+						return fmt.Errorf("%v resyncs", r)
+					}
+					return nil
+				})
+				pid := mgr.Cmd.Process.Pid
+				b.ReportMetric(testutil.ProcMemMB(b, pid, "VmRSS"), "RSS-MiB")
+				b.ReportMetric(testutil.ProcMemMB(b, pid, "VmHWM"), "peak-RSS-MiB")
+				b.ReportMetric(m["itemq_manager_reconcile_seconds_sum"]/m["itemq_manager_reconcile_seconds_count"]*1000, "ms/reconcile")
+				b.ReportMetric(m["itemq_manager_resync_seconds_sum"]/m["itemq_manager_resync_seconds_count"]*1000, "ms/resync")
+				_ = mgr.Stop()
+			}
+		})
+	}
+}
+
+// scrape reads the unlabelled samples of a Prometheus text exposition.
+func scrape(url string) (map[string]float64, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 || strings.HasPrefix(f[0], "#") || strings.Contains(f[0], "{") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+			out[f[0]] = v
+		}
+	}
+	return out, sc.Err()
 }
 
 func numCPU() int {

@@ -94,7 +94,8 @@ func benchList(b *testing.B, srv *servers.Server, bucketURL string, n int) {
 	b.ReportMetric(ready.Seconds(), "s-to-ready")
 	b.ReportMetric(polls[0].Seconds(), "s-first-poll")
 	b.ReportMetric(polls[1].Seconds(), "s-second-poll")
-	rss, hwm := memory(b, a.cmd.Process.Pid)
+	pid := a.cmd.Process.Pid
+	rss, hwm := testutil.ProcMemMB(b, pid, "VmRSS"), testutil.ProcMemMB(b, pid, "VmHWM")
 	b.ReportMetric(rss, "MB-RSS")
 	b.ReportMetric(hwm, "MB-peak-RSS")
 }
@@ -112,24 +113,4 @@ func listings(a *amb) []time.Duration {
 		}
 	}
 	return out
-}
-
-// memory returns VmRSS and VmHWM of a process, in MB.
-func memory(b *testing.B, pid int) (rss, hwm float64) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 3 && (f[0] == "VmRSS:" || f[0] == "VmHWM:") {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			if f[0] == "VmRSS:" {
-				rss = kb / 1024
-			} else {
-				hwm = kb / 1024
-			}
-		}
-	}
-	return rss, hwm
 }

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -299,15 +298,15 @@ func BenchmarkRSS(b *testing.B) {
 		s.waitItems(n, 10*time.Minute)
 		scan := time.Since(t0)
 		pid := s.cmd.Process.Pid
-		built := procStatus(b, pid, "VmRSS")
+		built := testutil.ProcMemMB(b, pid, "VmRSS")
 		// Two full rescans (every 5 s) make their garbage.
 		time.Sleep(11 * time.Second)
-		rescanned := procStatus(b, pid, "VmRSS")
+		rescanned := testutil.ProcMemMB(b, pid, "VmRSS")
 		if _, err := s.listAll(1000); err != nil {
 			b.Fatal(err)
 		}
-		listed := procStatus(b, pid, "VmRSS")
-		hwm := procStatus(b, pid, "VmHWM")
+		listed := testutil.ProcMemMB(b, pid, "VmRSS")
+		hwm := testutil.ProcMemMB(b, pid, "VmHWM")
 		b.ReportMetric(float64(n), "files")
 		b.ReportMetric(scan.Seconds(), "scan-s")
 		b.ReportMetric(built, "rss-MB")
@@ -336,23 +335,3 @@ func procCPU(tb testing.TB, pid int) time.Duration {
 }
 
 // procStatus reads a kB field of /proc/PID/status, in MB.
-func procStatus(tb testing.TB, pid int, field string) float64 {
-	tb.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			return kb / 1024
-		}
-	}
-	tb.Fatalf("no %s in /proc/%d/status", field, pid)
-	return 0
-}

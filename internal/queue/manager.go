@@ -493,6 +493,7 @@ func (m *Manager) resync(ctx context.Context) error {
 		m.forget(f)
 	}
 	m.reconcile(now)
+	m.met.resync.Observe(time.Since(start).Seconds())
 	return nil
 }
 

@@ -459,7 +459,7 @@ func TestStatusAPI(t *testing.T) {
 		}
 	}
 	_, metrics := get("/metrics")
-	for _, m := range []string{"itemq_manager_jobs_succeeded_total 3", "itemq_manager_parallelism", "itemq_manager_arrival_rate", "itemq_manager_dispatch_latency_seconds_bucket"} {
+	for _, m := range []string{"itemq_manager_jobs_succeeded_total 3", "itemq_manager_parallelism", "itemq_manager_arrival_rate", "itemq_manager_dispatch_latency_seconds_bucket", "itemq_manager_resync_seconds_count"} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("metrics lack %q", m)
 		}

@@ -15,6 +15,7 @@ type metrics struct {
 	retries         prometheus.Counter
 	dispatchLatency prometheus.Histogram
 	reconcile       prometheus.Histogram
+	resync          prometheus.Histogram
 	lambda          prometheus.Gauge
 	service         prometheus.Gauge
 	parallelism     prometheus.Gauge
@@ -42,8 +43,13 @@ func newMetrics(m *Manager) *metrics {
 		}),
 		reconcile: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "itemq_manager_reconcile_seconds",
-			Help:    "Time of one full reconcile pass.",
+			Help:    "Time of one reconcile pass: the diff of the items and jobs held in memory.",
 			Buckets: []float64{.0001, .0005, .001, .005, .01, .025, .05, .1, .25, .5, 1},
+		}),
+		resync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "itemq_manager_resync_seconds",
+			Help:    "Time of one full resync: listing the source and the runner's jobs, then a reconcile pass.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
 		lambda: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "itemq_manager_arrival_rate", Help: "λ: arrival rate of new items, per second (moving average)."}),
@@ -56,7 +62,7 @@ func newMetrics(m *Manager) *metrics {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
 	x.reg.MustRegister(x.started, x.startErrors, x.succeeded, x.failed, x.dead, x.retries,
-		x.dispatchLatency, x.reconcile, x.lambda, x.service, x.parallelism,
+		x.dispatchLatency, x.reconcile, x.resync, x.lambda, x.service, x.parallelism,
 		gauge("itemq_manager_backlog", "Items waiting for a job.", func() float64 {
 			m.mu.Lock()
 			defer m.mu.Unlock()

@@ -143,3 +143,24 @@ func (w *lockedWriter) Write(b []byte) (int, error) {
 	defer w.p.mu.Unlock()
 	return w.p.logs.Write(b)
 }
+
+// ProcMemMB returns a field of /proc/<pid>/status that is a size in kB
+// (VmRSS, VmHWM, …) in MiB.
+func ProcMemMB(tb testing.TB, pid int, field string) float64 {
+	tb.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		tb.Fatalf("reading the memory of process %d: %v", pid, err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			var kb float64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%f kB", &kb); err != nil {
+				tb.Fatalf("parsing %q of process %d: %v", line, pid, err)
+			}
+			return kb / 1024
+		}
+	}
+	tb.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
