@@ -778,7 +778,11 @@ func TestIntegrationLeaderElection(t *testing.T) {
 	})
 	t.Logf("the standby took the lease over %v after the leader was killed", time.Since(killed).Round(100*time.Millisecond))
 	pr.waitArchived(4*time.Minute, items)
-	takeCensus(t, c, pr.ns).onePerItem(t, items, 1)
+	// Owner references the killed leader had not yet set are set by the
+	// sweep the new leader runs when it is elected (asynchronously).
+	testutil.Eventually(t, 30*time.Second, "one job, one pod and an owned configmap per item", func() error {
+		return takeCensus(t, c, pr.ns).check(items, 1)
+	})
 }
 
 func getJSON(url string, v any) error {

@@ -86,6 +86,7 @@ type Runner struct {
 	forgotten map[types.UID]struct{} // deleted by Forget; ignored until the informer drops them
 	creating  map[string]int         // items being started now (the sweep leaves their ConfigMaps alone)
 	owners    chan ownership         // owner references still to set (ownerWorkers)
+	sweepNow  chan struct{}          // SweepSoon: sweep at once (a replica just elected)
 
 	notifyMu sync.Mutex
 	notify   func(queue.Job) // nil outside Run
@@ -163,6 +164,7 @@ func New(ctx context.Context, client kubernetes.Interface, cfg Config) (*Runner,
 	}
 	factory.Start(ctx.Done())
 	r.owners = make(chan ownership, 4096)
+	r.sweepNow = make(chan struct{}, 1)
 	for range ownerWorkers {
 		go r.ownerWorker(ctx)
 	}
@@ -255,7 +257,18 @@ func (r *Runner) Run(ctx context.Context, notify func(queue.Job)) error {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(next):
+		case <-r.sweepNow:
 		}
+	}
+}
+
+// SweepSoon makes Run sweep now rather than at its next interval: a replica
+// just elected leader adopts the ConfigMaps whose owner the previous leader
+// had not yet set when it died.
+func (r *Runner) SweepSoon() {
+	select {
+	case r.sweepNow <- struct{}{}:
+	default:
 	}
 }
 

@@ -141,6 +141,7 @@ func startLeaderElection(ctx context.Context, cfg *Config, runner queue.Runner, 
 		}, func() {
 			kr.leading.Store(true)
 			m.SetActive(true)
+			kr.SweepSoon()
 		})
 		if err != nil {
 			kr.leading.Store(false)
