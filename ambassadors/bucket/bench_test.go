@@ -94,7 +94,7 @@ func benchList(b *testing.B, srv *servers.Server, bucketURL string, n int) {
 	b.ReportMetric(ready.Seconds(), "s-to-ready")
 	b.ReportMetric(polls[0].Seconds(), "s-first-poll")
 	b.ReportMetric(polls[1].Seconds(), "s-second-poll")
-	pid := a.cmd.Process.Pid
+	pid := a.Cmd.Process.Pid
 	rss, hwm := testutil.ProcMemMB(b, pid, "VmRSS"), testutil.ProcMemMB(b, pid, "VmHWM")
 	b.ReportMetric(rss, "MB-RSS")
 	b.ReportMetric(hwm, "MB-peak-RSS")
@@ -104,7 +104,7 @@ func benchList(b *testing.B, srv *servers.Server, bucketURL string, n int) {
 // debug log.
 func listings(a *amb) []time.Duration {
 	var out []time.Duration
-	for _, line := range strings.Split(a.log(), "\n") {
+	for _, line := range strings.Split(a.Logs(), "\n") {
 		var rec struct{ Msg, Dur string }
 		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listed bucket" {
 			if d, err := time.ParseDuration(rec.Dur); err == nil {

@@ -1,19 +1,13 @@
 package main_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,123 +16,46 @@ import (
 
 	"github.com/itemq/itemq/internal/testutil"
 	"github.com/itemq/itemq/internal/testutil/servers"
-	"github.com/itemq/itemq/itemapi"
 )
 
 const wait = 60 * time.Second
 
 // amb is a running itemq-bucket.
 type amb struct {
-	t      testing.TB
-	cmd    *exec.Cmd
-	url    string
-	mu     sync.Mutex
-	stderr bytes.Buffer
-	exited chan struct{}
-	err    error
+	*testutil.Process
+	t   testing.TB
+	url string
 }
 
 // startAmb runs itemq-bucket with the server's client environment (if srv
-// is not nil) and env,
-// and waits until it listens (and, unless noReady, until /readyz is 200).
+// is not nil) and env, and waits until it listens (and, unless noReady,
+// until /readyz is 200).
 func startAmb(t testing.TB, srv *servers.Server, noReady bool, env ...string) *amb {
 	t.Helper()
-	cmd := exec.Command(testutil.Binary(t, "ambassadors/bucket"))
-	for _, kv := range os.Environ() {
-		switch {
-		case strings.HasPrefix(kv, "BUCKET_"), strings.HasPrefix(kv, "ITEMQ_"), strings.HasPrefix(kv, "AWS_"),
-			strings.HasPrefix(kv, "AZURE_"), strings.HasPrefix(kv, "STORAGE_EMULATOR_HOST"):
-		default:
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
+	var full []string
 	if srv != nil {
-		cmd.Env = append(cmd.Env, srv.Env()...)
+		full = append(full, srv.Env()...)
 	}
-	cmd.Env = append(cmd.Env, "ITEMQ_ADDR=127.0.0.1:0", "ITEMQ_LOG_LEVEL=debug", "BUCKET_POLL_INTERVAL=200ms")
-	cmd.Env = append(cmd.Env, env...)
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	a := &amb{t: t, cmd: cmd, exited: make(chan struct{})}
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			a.mu.Lock()
-			a.stderr.WriteString(line + "\n")
-			a.mu.Unlock()
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
-				addrc <- rec.Addr
-			}
-		}
-		a.err = cmd.Wait()
-		close(a.exited)
-	}()
-	t.Cleanup(a.stop)
-	select {
-	case addr := <-addrc:
-		a.url = "http://" + addr
-	case <-a.exited:
-		t.Fatalf("itemq-bucket exited before listening: %v\n%s", a.err, a.log())
-	case <-time.After(wait):
-		t.Fatalf("itemq-bucket did not listen within %v\n%s", wait, a.log())
-	}
+	full = append(full, "ITEMQ_LOG_LEVEL=debug", "BUCKET_POLL_INTERVAL=200ms")
+	p := testutil.StartServer(t, testutil.Binary(t, "ambassadors/bucket"), "ITEMQ_ADDR", append(full, env...)...)
+	a := &amb{Process: p, t: t, url: p.URL()}
 	if !noReady {
 		a.waitReady(200, "")
 	}
 	return a
 }
 
-func (a *amb) log() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.stderr.String()
-}
-
 // logCount counts the log records with this message (and, if given, this
 // value of the "problem" attribute).
 func (a *amb) logCount(msgPrefix, problem string) int {
 	n := 0
-	for _, line := range strings.Split(a.log(), "\n") {
+	for _, line := range strings.Split(a.Logs(), "\n") {
 		var rec struct{ Msg, Problem string }
 		if json.Unmarshal([]byte(line), &rec) == nil && strings.HasPrefix(rec.Msg, msgPrefix) && (problem == "" || rec.Problem == problem) {
 			n++
 		}
 	}
 	return n
-}
-
-func (a *amb) stop() {
-	select {
-	case <-a.exited:
-		return
-	default:
-	}
-	_ = a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.exited:
-	case <-time.After(wait):
-		_ = a.cmd.Process.Kill()
-		<-a.exited
-	}
-}
-
-// alive fails the test if the ambassador has exited.
-func (a *amb) alive() {
-	a.t.Helper()
-	select {
-	case <-a.exited:
-		a.t.Fatalf("itemq-bucket exited: %v\n%s", a.err, a.log())
-	default:
-	}
 }
 
 func (a *amb) do(method, path, body string) (int, http.Header, string) {
@@ -161,7 +78,7 @@ func (a *amb) waitReady(code int, want string) string {
 	a.t.Helper()
 	var last string
 	testutil.Eventually(a.t, wait, fmt.Sprintf("/readyz %d %q", code, want), func() error {
-		a.alive()
+		a.Alive()
 		got, _, body := a.do("GET", "/readyz", "")
 		last = body
 		if got != code || !strings.Contains(body, want) {
@@ -175,29 +92,7 @@ func (a *amb) waitReady(code int, want string) string {
 func (a *amb) list() ([]string, error) { return a.listPages(2) }
 
 // listPages follows the pages of the listing, limit names a page.
-func (a *amb) listPages(limit int) ([]string, error) {
-	var all []string
-	next := ""
-	for {
-		p := fmt.Sprintf("/v1/items?limit=%d", limit)
-		if next != "" {
-			p += "&continue=" + next
-		}
-		code, _, body := a.do("GET", p, "")
-		if code != 200 {
-			return nil, fmt.Errorf("list: %d %s", code, body)
-		}
-		var l itemapi.ItemList
-		if err := json.Unmarshal([]byte(body), &l); err != nil {
-			return nil, err
-		}
-		all = append(all, l.Items...)
-		if l.Continue == "" {
-			return all, nil
-		}
-		next = l.Continue
-	}
-}
+func (a *amb) listPages(limit int) ([]string, error) { return testutil.ListAll(a.url, limit) }
 
 func (a *amb) waitListed(want ...string) {
 	a.t.Helper()

@@ -147,7 +147,7 @@ func TestS3(t *testing.T) {
 		t.Fatalf("submit over the limit: %d %s", code, body)
 	}
 	a.waitListed("a.mp4", sub.Name)
-	a.alive()
+	a.Alive()
 }
 
 func contains(names []string, n string) bool {
@@ -182,9 +182,9 @@ func TestS3WrongCredentials(t *testing.T) {
 				a.waitReady(503, "denied")
 			}
 			if n := a.logCount("bucket not usable", "access denied"); n != 1 {
-				t.Fatalf("%d log records of the auth error, want 1\n%s", n, a.log())
+				t.Fatalf("%d log records of the auth error, want 1\n%s", n, a.Logs())
 			}
-			a.alive()
+			a.Alive()
 		})
 	}
 }
@@ -199,7 +199,7 @@ func TestS3MissingBucket(t *testing.T) {
 	a.waitRetries(3)
 	a.waitReady(503, "does not exist")
 	if n := a.logCount("bucket not usable", "bucket missing"); n != 1 {
-		t.Fatalf("%d log records of the missing bucket, want 1\n%s", n, a.log())
+		t.Fatalf("%d log records of the missing bucket, want 1\n%s", n, a.Logs())
 	}
 	if err := srv.CreateBucket(context.Background(), name); err != nil {
 		t.Fatal(err)
@@ -207,7 +207,7 @@ func TestS3MissingBucket(t *testing.T) {
 	a.waitReady(200, "ready")
 	a.waitListed()
 	if a.logCount("bucket is reachable again", "") != 1 {
-		t.Fatalf("no log record of the recovery\n%s", a.log())
+		t.Fatalf("no log record of the recovery\n%s", a.Logs())
 	}
 }
 
@@ -236,7 +236,7 @@ func TestS3ServerDownAndUp(t *testing.T) {
 		t.Fatalf("ack while the server is down: %d %s", code, body)
 	}
 	if n := a.logCount("bucket not usable", "unreachable"); n != 1 {
-		t.Fatalf("%d log records of the outage, want 1\n%s", n, a.log())
+		t.Fatalf("%d log records of the outage, want 1\n%s", n, a.Logs())
 	}
 
 	srv.Start(t)
@@ -251,9 +251,9 @@ func TestS3ServerDownAndUp(t *testing.T) {
 	}
 	a.waitListed("y.json", "z.json")
 	if a.logCount("bucket is reachable again", "") != 1 {
-		t.Fatalf("no log record of the recovery\n%s", a.log())
+		t.Fatalf("no log record of the recovery\n%s", a.Logs())
 	}
-	a.alive()
+	a.Alive()
 }
 
 // TestConfigErrors: a bad configuration stops the binary at once, exit

@@ -111,7 +111,7 @@ func BenchmarkListPaged100k(b *testing.B) {
 		b.Run(fmt.Sprintf("limit=%d", limit), func(b *testing.B) {
 			total := 0
 			start := time.Now()
-			cpu0 := procCPU(b, s.cmd.Process.Pid)
+			cpu0 := procCPU(b, s.Cmd.Process.Pid)
 			for b.Loop() {
 				names, err := s.listAll(limit)
 				if err != nil {
@@ -124,7 +124,7 @@ func BenchmarkListPaged100k(b *testing.B) {
 			}
 			b.ReportMetric(float64(total)/time.Since(start).Seconds(), "names/s")
 			// The ambassador's own CPU time: its capacity, whatever else runs.
-			b.ReportMetric(float64(total)/(procCPU(b, s.cmd.Process.Pid)-cpu0).Seconds(), "names/server-cpu-s")
+			b.ReportMetric(float64(total)/(procCPU(b, s.Cmd.Process.Pid)-cpu0).Seconds(), "names/server-cpu-s")
 		})
 	}
 }
@@ -152,7 +152,7 @@ func BenchmarkGet(b *testing.B) {
 			var latMu sync.Mutex
 			total := 0
 			start := time.Now()
-			cpu0 := procCPU(b, s.cmd.Process.Pid)
+			cpu0 := procCPU(b, s.Cmd.Process.Pid)
 			for b.Loop() {
 				var wg sync.WaitGroup
 				errc := make(chan error, workers)
@@ -190,7 +190,7 @@ func BenchmarkGet(b *testing.B) {
 				total += perIter
 			}
 			b.ReportMetric(float64(total)/time.Since(start).Seconds(), "req/s")
-			b.ReportMetric(float64(total)/(procCPU(b, s.cmd.Process.Pid)-cpu0).Seconds(), "req/server-cpu-s")
+			b.ReportMetric(float64(total)/(procCPU(b, s.Cmd.Process.Pid)-cpu0).Seconds(), "req/server-cpu-s")
 			slices.Sort(lat)
 			b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
 			b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
@@ -297,7 +297,7 @@ func BenchmarkRSS(b *testing.B) {
 		s := start(b, root, "DIR_POLL_INTERVAL=5s")
 		s.waitItems(n, 10*time.Minute)
 		scan := time.Since(t0)
-		pid := s.cmd.Process.Pid
+		pid := s.Cmd.Process.Pid
 		built := testutil.ProcMemMB(b, pid, "VmRSS")
 		// Two full rescans (every 5 s) make their garbage.
 		time.Sleep(11 * time.Second)
@@ -313,7 +313,7 @@ func BenchmarkRSS(b *testing.B) {
 		b.ReportMetric(rescanned, "rss-rescanned-MB")
 		b.ReportMetric(listed, "rss-listed-MB")
 		b.ReportMetric(hwm, "peak-MB")
-		if err := s.stop(); err != nil {
+		if err := s.Stop(); err != nil {
 			b.Fatal(err)
 		}
 	}

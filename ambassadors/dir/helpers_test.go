@@ -2,16 +2,13 @@ package main_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,16 +24,11 @@ const wait = 30 * time.Second
 
 // server is a running itemq-dir.
 type server struct {
+	*testutil.Process
 	t    testing.TB
-	cmd  *exec.Cmd
 	url  string
 	addr string
 	root string
-
-	mu     sync.Mutex
-	stderr bytes.Buffer
-	exited chan struct{}
-	err    error // of cmd.Wait
 }
 
 type startOpts struct {
@@ -59,55 +51,8 @@ func startWith(t testing.TB, o startOpts, root string, env ...string) *server {
 	if bin == "" {
 		bin = testutil.Binary(t, "ambassadors/dir")
 	}
-	cmd := exec.Command(bin)
-	var base []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DIR_") && !strings.HasPrefix(kv, "ITEMQ_") && !strings.HasPrefix(kv, "GO") {
-			base = append(base, kv)
-		}
-	}
-	cmd.Env = append(base, "ITEMQ_ADDR=127.0.0.1:0", "DIR_ROOT="+root)
-	cmd.Env = append(cmd.Env, env...)
-	if o.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: o.cred}
-	}
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{t: t, cmd: cmd, root: root, exited: make(chan struct{})}
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			s.mu.Lock()
-			s.stderr.WriteString(line + "\n")
-			s.mu.Unlock()
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
-				select {
-				case addrc <- rec.Addr:
-				default:
-				}
-			}
-		}
-		s.err = cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(func() { s.stop() })
-	select {
-	case s.addr = <-addrc:
-	case <-s.exited:
-		t.Fatalf("itemq-dir exited before listening: %v\n%s", s.err, s.log())
-	case <-time.After(wait):
-		t.Fatalf("itemq-dir did not listen within %v\n%s", wait, s.log())
-	}
-	s.url = "http://" + s.addr
+	p := testutil.StartServerWith(t, testutil.ServerOptions{Credential: o.cred}, bin, "ITEMQ_ADDR", append([]string{"DIR_ROOT=" + root}, env...)...)
+	s := &server{Process: p, t: t, url: p.URL(), addr: p.Addr, root: root}
 	if !o.noWait {
 		testutil.Eventually(t, wait, "ready", func() error {
 			code, body := s.do("GET", "/readyz", "")
@@ -118,30 +63,6 @@ func startWith(t testing.TB, o startOpts, root string, env ...string) *server {
 		})
 	}
 	return s
-}
-
-func (s *server) log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stderr.String()
-}
-
-// stop sends SIGTERM and waits for the exit; it returns the exit error.
-func (s *server) stop() error {
-	select {
-	case <-s.exited:
-		return s.err
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(wait):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-		return errors.New("did not exit after SIGTERM")
-	}
-	return s.err
 }
 
 var client = &http.Client{Timeout: wait, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
@@ -189,29 +110,7 @@ func (s *server) raw(method, target string) (int, string) {
 }
 
 // listAll follows the pages of the listing.
-func (s *server) listAll(limit int) ([]string, error) {
-	var all []string
-	next := ""
-	for {
-		path := fmt.Sprintf("/v1/items?limit=%d", limit)
-		if next != "" {
-			path += "&continue=" + next
-		}
-		code, body := s.do("GET", path, "")
-		if code != 200 {
-			return nil, fmt.Errorf("list: %d %s", code, body)
-		}
-		var l itemapi.ItemList
-		if err := json.Unmarshal([]byte(body), &l); err != nil {
-			return nil, err
-		}
-		all = append(all, l.Items...)
-		if l.Continue == "" {
-			return all, nil
-		}
-		next = l.Continue
-	}
-}
+func (s *server) listAll(limit int) ([]string, error) { return testutil.ListAll(s.url, limit) }
 
 // waitCount waits until the listing has n items.
 func (s *server) waitCount(n int) {

@@ -412,10 +412,10 @@ func TestSIGTERM(t *testing.T) {
 	s := start(t, root, "DIR_SETTLE=0")
 	w := s.watch()
 	testutil.Eventually(t, wait, "synced", func() error { return w.has(itemapi.Synced, "") })
-	if err := s.stop(); err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.log())
+	if err := s.Stop(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.Logs())
 	}
-	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+	if code := s.Cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
 	select {
@@ -423,8 +423,8 @@ func TestSIGTERM(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("watch stream still open after the ambassador exited")
 	}
-	if !strings.Contains(s.log(), `"msg":"stopped"`) {
-		t.Fatalf("no stopped log line:\n%s", s.log())
+	if !strings.Contains(s.Logs(), `"msg":"stopped"`) {
+		t.Fatalf("no stopped log line:\n%s", s.Logs())
 	}
 }
 
@@ -525,7 +525,7 @@ func TestUnreadableAsOtherUser(t *testing.T) {
 	if code, body := s.do("GET", "/v1/items", ""); !strings.Contains(body, `"items":["ok.json","secret.json"]`) {
 		t.Fatalf("listing: %d %s", code, body)
 	}
-	if !strings.Contains(s.log(), "cannot open a directory") {
-		t.Fatalf("no warning about the unreadable directory:\n%s", s.log())
+	if !strings.Contains(s.Logs(), "cannot open a directory") {
+		t.Fatalf("no warning about the unreadable directory:\n%s", s.Logs())
 	}
 }

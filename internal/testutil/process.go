@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -34,6 +36,18 @@ type Process struct {
 // then SIGKILL) when the test ends; its log is printed if the test failed.
 func StartServer(t testing.TB, bin, addrVar string, env ...string) *Process {
 	t.Helper()
+	return StartServerWith(t, ServerOptions{}, bin, addrVar, env...)
+}
+
+// ServerOptions are the less common ways of starting a server.
+type ServerOptions struct {
+	// Credential runs the process as another user.
+	Credential *syscall.Credential
+}
+
+// StartServerWith is StartServer with options.
+func StartServerWith(t testing.TB, o ServerOptions, bin, addrVar string, env ...string) *Process {
+	t.Helper()
 	full := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}
 	hasAddr := false
 	for _, kv := range env {
@@ -48,7 +62,7 @@ func StartServer(t testing.TB, bin, addrVar string, env ...string) *Process {
 	p := &Process{t: t, exited: make(chan struct{})}
 	p.Cmd = exec.Command(bin)
 	p.Cmd.Env = full
-	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: o.Credential}
 	stderr, err := p.Cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -135,6 +149,57 @@ func (p *Process) Stop() error {
 
 // Exited is closed when the process has exited.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Alive fails the test if the process has exited.
+func (p *Process) Alive() {
+	p.t.Helper()
+	select {
+	case <-p.exited:
+		p.t.Fatalf("%s exited: %v\n%s", p.Cmd.Path, p.err, p.Logs())
+	default:
+	}
+}
+
+// ListAll lists every item name of the item API at baseURL with pages of
+// limit, following continue tokens strictly (unlike itemapi.Client.List,
+// which works around servers that do not page, and so would hide a paging
+// bug of the server under test).
+func ListAll(baseURL string, limit int) ([]string, error) {
+	var all []string
+	next := ""
+	for {
+		u := fmt.Sprintf("%s/v1/items?limit=%d", baseURL, limit)
+		if next != "" {
+			u += "&continue=" + url.QueryEscape(next)
+		}
+		resp, err := listClient.Get(u)
+		if err != nil {
+			return nil, err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != 200 {
+			return nil, fmt.Errorf("list: %d %s", resp.StatusCode, body)
+		}
+		var l struct {
+			Items    []string `json:"items"`
+			Continue string   `json:"continue"`
+		}
+		if err := json.Unmarshal(body, &l); err != nil {
+			return nil, err
+		}
+		all = append(all, l.Items...)
+		if l.Continue == "" {
+			return all, nil
+		}
+		next = l.Continue
+	}
+}
+
+var listClient = &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 
 type lockedWriter struct{ p *Process }
 
