@@ -450,20 +450,21 @@ func TestSIGTERMStopsTheChildGroup(t *testing.T) {
 	}
 }
 
-// SIGTERM during the upload: what was already uploaded is deleted, no
-// _SUCCESS.json is written.
-func TestSIGTERMDuringUpload(t *testing.T) {
-	bin := scriptBin(t)
-	blocked := make(chan struct{}, 1)
+// s3HangingOnPut is an in-process S3 server on which the PUT of a key
+// ending in suffix reads the body, signals blocked, then hangs until the
+// client goes away (or the test ends).
+func s3HangingOnPut(t *testing.T, suffix string) (bucket string, env []string, blocked <-chan struct{}) {
+	t.Helper()
+	b := make(chan struct{}, 1)
 	release := make(chan struct{})
-	bucket, env := blobstest.FakeS3(t, func(h http.Handler) http.Handler {
+	bucket, env = blobstest.FakeS3(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/b.bin") {
+			if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, suffix) {
 				// Read the body, so that the server notices when the
 				// client goes away, then hang until it does.
 				io.Copy(io.Discard, r.Body)
 				select {
-				case blocked <- struct{}{}:
+				case b <- struct{}{}:
 				default:
 				}
 				select {
@@ -476,6 +477,14 @@ func TestSIGTERMDuringUpload(t *testing.T) {
 		})
 	})
 	t.Cleanup(func() { close(release) }) // runs before the server's Close
+	return bucket, env, b
+}
+
+// SIGTERM during the upload: what was already uploaded is deleted, no
+// _SUCCESS.json is written.
+func TestSIGTERMDuringUpload(t *testing.T) {
+	bin := scriptBin(t)
+	bucket, env, blocked := s3HangingOnPut(t, "/b.bin")
 	env = append(env, "WORK_ITEM_FILE="+writeItem(t, "up/load", map[string]any{}), "OUTPUT_URL="+bucket,
 		"EXECUTOR_UPLOAD_CONCURRENCY=1")
 	cmd, _, stderr := command(bin, env, "--", "sh", "-c", `echo a > "$OUTPUT_DIR/a.bin"; echo b > "$OUTPUT_DIR/b.bin"`)

@@ -6,7 +6,6 @@ package executor_test
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -189,26 +188,7 @@ func TestHelperDiesWithTheExecutor(t *testing.T) {
 func TestSIGTERMToTheGroupDuringUpload(t *testing.T) {
 	bin := scriptBin(t)
 	helper, pids := countingHelper(t)
-	blocked := make(chan struct{}, 1)
-	release := make(chan struct{})
-	bucket, env := blobstest.FakeS3(t, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/b.bin") {
-				io.Copy(io.Discard, r.Body) // so that the server notices when the client goes away
-				select {
-				case blocked <- struct{}{}:
-				default:
-				}
-				select {
-				case <-r.Context().Done():
-				case <-release:
-				}
-				return
-			}
-			h.ServeHTTP(w, r)
-		})
-	})
-	t.Cleanup(func() { close(release) })
+	bucket, env, blocked := s3HangingOnPut(t, "/b.bin")
 	env = append(env, "WORK_ITEM_FILE="+writeItem(t, "up/load", map[string]any{}), "OUTPUT_URL="+bucket,
 		"EXECUTOR_UPLOAD_CONCURRENCY=1", "EXECUTOR_BLOB_HELPER="+helper)
 	cmd, _, stderr := command(bin, env, "--", "sh", "-c", `echo a > "$OUTPUT_DIR/a.bin"; echo b > "$OUTPUT_DIR/b.bin"`)
