@@ -92,12 +92,12 @@ func TestBackends(t *testing.T) {
 
 			// Second run: already done, the script does not run.
 			runBin(t, bin, env, "--", "sh", "-c", upper).want(t, 0)
-			if got := mustRead(t, marker); got != "run\n" {
+			if got := testutil.ReadFile(t, marker); got != "run\n" {
 				t.Fatalf("the script ran again on a finished item (marker %q)", got)
 			}
 			// EXECUTOR_FORCE=true: it runs again.
 			runBin(t, bin, append(env, "EXECUTOR_FORCE=true"), "--", "sh", "-c", upper).want(t, 0)
-			if got := mustRead(t, marker); got != "run\nrun\n" {
+			if got := testutil.ReadFile(t, marker); got != "run\nrun\n" {
 				t.Fatalf("EXECUTOR_FORCE=true did not run the script (marker %q)", got)
 			}
 			readManifest(t, blobstest.Get(t, bucket, key+"/_SUCCESS.json"))
@@ -247,10 +247,10 @@ func TestHTTPInput(t *testing.T) {
 	if calls.Load() != 3 {
 		t.Fatalf("%d requests, want 3", calls.Load())
 	}
-	if got := mustRead(t, filepath.Join(out, "copy")); got != body {
+	if got := testutil.ReadFile(t, filepath.Join(out, "copy")); got != body {
 		t.Fatalf("fetched %d bytes, want %d", len(got), len(body))
 	}
-	if got := mustRead(t, filepath.Join(out, "name")); got != "clip_1.mp4\n" {
+	if got := testutil.ReadFile(t, filepath.Join(out, "name")); got != "clip_1.mp4\n" {
 		t.Fatalf("input file name %q", got)
 	}
 	if strings.Contains(r.stderr, "secret") {
@@ -314,10 +314,10 @@ func TestScriptFileAndDataInput(t *testing.T) {
 		"OUTPUT_DIR=" + out, "SCRIPT=" + script, "INPUT_FILE=", // an empty value is unset
 	}
 	runBin(t, bin, env).want(t, 0)
-	if !strings.Contains(mustRead(t, filepath.Join(out, "item.json")), `"values":[1,2]`) {
+	if !strings.Contains(testutil.ReadFile(t, filepath.Join(out, "item.json")), `"values":[1,2]`) {
 		t.Fatal("the script did not see the item")
 	}
-	if got := mustRead(t, filepath.Join(out, "inputs")); got != "[][]" {
+	if got := testutil.ReadFile(t, filepath.Join(out, "inputs")); got != "[][]" {
 		t.Fatalf("INPUT_FILE and INPUT_DIR = %s, want both empty", got)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
@@ -334,7 +334,7 @@ func TestInputDir(t *testing.T) {
 	env := []string{"WORK_ITEM_FILE=" + writeItem(t, "d", map[string]any{"url": "http://127.0.0.1:1/never"}),
 		"INPUT_DIR=" + in, "OUTPUT_DIR=" + out}
 	runBin(t, bin, env, "--", "sh", "-c", `printf '%s|%s' "$INPUT_FILE" "$INPUT_DIR" > "$OUTPUT_DIR/seen"`).want(t, 0)
-	if got, want := mustRead(t, filepath.Join(out, "seen")), filepath.Join(in, "only.txt")+"|"+in; got != want {
+	if got, want := testutil.ReadFile(t, filepath.Join(out, "seen")), filepath.Join(in, "only.txt")+"|"+in; got != want {
 		t.Fatalf("seen %q, want %q", got, want)
 	}
 }

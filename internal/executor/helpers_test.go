@@ -105,12 +105,3 @@ func readManifest(t *testing.T, data []byte) executor.Manifest {
 	}
 	return m
 }
-
-func mustRead(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}

@@ -163,3 +163,14 @@ func WaitFor(ctx context.Context, timeout time.Duration, cond func() error) erro
 		}
 	}
 }
+
+// ReadFile returns the content of the file p, failing the test if it
+// cannot be read.
+func ReadFile(t testing.TB, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/itemq/itemq/internal/executor/blobclient"
 	"github.com/itemq/itemq/internal/executor/storage"
+	"github.com/itemq/itemq/internal/testutil"
 )
 
 // The test binary is its own helper: with BLOBCLIENT_TEST_HELPER=serve it
@@ -148,8 +149,8 @@ func TestOperations(t *testing.T) {
 
 	in := filepath.Join(dir, "in")
 	n, err := c.Download(ctx, "fake://b/x", in, 100)
-	if err != nil || n != int64(len("content of fake://b/x")) || mustRead(t, in) != "content of fake://b/x" {
-		t.Fatalf("Download = %d, %v; file %q", n, err, mustRead(t, in))
+	if err != nil || n != int64(len("content of fake://b/x")) || testutil.ReadFile(t, in) != "content of fake://b/x" {
+		t.Fatalf("Download = %d, %v; file %q", n, err, testutil.ReadFile(t, in))
 	}
 	if !c.Started() {
 		t.Fatal("no helper after an operation")
@@ -383,15 +384,6 @@ func TestFindHelper(t *testing.T) {
 		!strings.Contains(err.Error(), "EXECUTOR_BLOB_HELPER") {
 		t.Fatalf("FindHelper with none = %v", err)
 	}
-}
-
-func mustRead(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // The wire format, as documented in the package comment.

@@ -59,7 +59,7 @@ func TestGetPutLs(t *testing.T) {
 				t.Fatalf("put: %d %s", code, stderr)
 			}
 			dst := filepath.Join(dir, "dst.txt")
-			if code, _, stderr := run(t, "", "get", obj("a/one.txt"), dst); code != 0 || mustRead(t, dst) != "from a file" {
+			if code, _, stderr := run(t, "", "get", obj("a/one.txt"), dst); code != 0 || testutil.ReadFile(t, dst) != "from a file" {
 				t.Fatalf("get: %d %s", code, stderr)
 			}
 			if code, stdout, _ := run(t, "", "get", obj("a/two.txt"), "-"); code != 0 || stdout != "from stdin" {
@@ -158,13 +158,4 @@ func TestServeBinary(t *testing.T) {
 	if !strings.Contains(stderr.String(), `"msg":"request done"`) {
 		t.Fatalf("no debug log:\n%s", stderr.String())
 	}
-}
-
-func mustRead(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/itemq/itemq/internal/blobs/blobstest"
 	"github.com/itemq/itemq/internal/executor/blobstore"
 	"github.com/itemq/itemq/internal/executor/storage"
+	"github.com/itemq/itemq/internal/testutil"
 	"github.com/itemq/itemq/itemapi"
 )
 
@@ -36,7 +37,7 @@ func TestStore(t *testing.T) {
 			}
 
 			file := filepath.Join(dir, "a.txt")
-			if n, err := s.Download(ctx, objURL, file, 5); err != nil || n != 5 || mustRead(t, file) != "hello" {
+			if n, err := s.Download(ctx, objURL, file, 5); err != nil || n != 5 || testutil.ReadFile(t, file) != "hello" {
 				t.Fatalf("Download = %d, %v", n, err)
 			}
 			if _, err := s.Download(ctx, objURL, file, 4); storage.KindOf(err) != storage.TooLarge {
@@ -164,15 +165,6 @@ func TestStallAndServerError(t *testing.T) {
 	if d := time.Since(start); d > 30*time.Second {
 		t.Fatalf("the stall took %v to notice", d)
 	}
-}
-
-func mustRead(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // An OUTPUT_URL of file:///… need not exist beforehand, and writes work

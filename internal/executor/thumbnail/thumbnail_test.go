@@ -171,7 +171,7 @@ func TestThumbnailsUpload(t *testing.T) {
 		}
 		t.Run(be.Name, func(t *testing.T) {
 			bucket, env := be.New(t)
-			blobstest.Put(t, bucket, "in/test.mp4", mustRead(t, v))
+			blobstest.Put(t, bucket, "in/test.mp4", []byte(testutil.ReadFile(t, v)))
 			u, _ := itemapi.JoinObjectURL(bucket, "in/test.mp4")
 			// (Not the item name "in/test.mp4": on file:// its results
 			// directory would be where the input file is.)
@@ -190,15 +190,6 @@ func TestThumbnailsUpload(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mustRead(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // Not a video: exit 2 with ffmpeg's reason.
