@@ -107,6 +107,22 @@ func ValidateQueueName(q string) error {
 	return nil
 }
 
+// What the runners that start jobs elsewhere (the Kubernetes and container
+// runners) put on those jobs, the same in each, so that an executor image
+// sees one contract wherever it runs.
+const (
+	LabelManagedBy = "app.kubernetes.io/managed-by" // = ManagedBy
+	ManagedBy      = "itemq"
+	LabelQueue     = "itemq.io/queue"     // the queue's name
+	LabelItemHash  = "itemq.io/item-hash" // ItemHash(item)
+	LabelItem      = "itemq.io/item"      // the full item name (an annotation on Kubernetes)
+
+	ItemDir   = "/var/run/itemq/item"  // where the item file is mounted, read-only
+	ItemFile  = ItemDir + "/item.json" // WORK_ITEM_FILE
+	InputDir  = "/var/run/itemq/in"    // INPUT_DIR of steps 2..n of a pipeline
+	OutputDir = "/var/run/itemq/out"   // OUTPUT_DIR of every step of a pipeline
+)
+
 // ItemHash is the first 10 hex digits of sha256(item name): the item's label
 // value and the suffix of its job name.
 func ItemHash(item string) string {

@@ -43,22 +43,22 @@ import (
 // Labels of the runner's containers (the same keys as the Kubernetes
 // runner's Jobs).
 const (
-	LabelManagedBy = "app.kubernetes.io/managed-by" // = ManagedBy
-	ManagedBy      = "itemq"
-	LabelQueue     = "itemq.io/queue"     // the queue's name
-	LabelItemHash  = "itemq.io/item-hash" // queue.ItemHash(item)
-	LabelItem      = "itemq.io/item"      // the full item name
-	LabelJob       = "itemq.io/job"       // the job name
-	LabelStep      = "itemq.io/step"      // 1-based step of a pipeline
-	LabelAttempt   = "itemq.io/attempt"   // 1-based attempt number
+	LabelManagedBy = queue.LabelManagedBy
+	ManagedBy      = queue.ManagedBy
+	LabelQueue     = queue.LabelQueue
+	LabelItemHash  = queue.LabelItemHash
+	LabelItem      = queue.LabelItem
+	LabelJob       = "itemq.io/job"     // the job name
+	LabelStep      = "itemq.io/step"    // 1-based step of a pipeline
+	LabelAttempt   = "itemq.io/attempt" // 1-based attempt number
 )
 
 // Paths inside the containers (the same as in the Kubernetes runner's pods).
 const (
-	ItemDir   = "/var/run/itemq/item"
-	ItemFile  = ItemDir + "/item.json" // WORK_ITEM_FILE
-	InputDir  = "/var/run/itemq/in"    // INPUT_DIR of steps 2..n of a pipeline
-	OutputDir = "/var/run/itemq/out"   // OUTPUT_DIR of every step of a pipeline
+	ItemDir   = queue.ItemDir
+	ItemFile  = queue.ItemFile
+	InputDir  = queue.InputDir
+	OutputDir = queue.OutputDir
 )
 
 // Config of the launcher.

@@ -26,13 +26,13 @@ import (
 // Labels and annotations the runner puts on its Jobs, their pod templates
 // and their ConfigMaps.
 const (
-	LabelManagedBy = "app.kubernetes.io/managed-by" // = ManagedBy
-	ManagedBy      = "itemq"
-	LabelQueue     = "itemq.io/queue"     // the queue's name
-	LabelItemHash  = "itemq.io/item-hash" // queue.ItemHash(item)
+	LabelManagedBy = queue.LabelManagedBy
+	ManagedBy      = queue.ManagedBy
+	LabelQueue     = queue.LabelQueue
+	LabelItemHash  = queue.LabelItemHash
 	// AnnotationItem is the full item name: the identity of a Job (names
 	// are hashes and may collide).
-	AnnotationItem = "itemq.io/item"
+	AnnotationItem = queue.LabelItem
 	// AnnotationAcked is the outcome the source was told ("succeeded" or
 	// "failed"), set by MarkAcked.
 	AnnotationAcked = "itemq.io/acked"
@@ -47,10 +47,10 @@ const (
 	ItemVolume = "itemq-item" // the ConfigMap volume
 	WorkVolume = "itemq-work" // the emptyDir shared by the steps of a pipeline
 	ItemKey    = "item.json"  // the ConfigMap key
-	ItemDir    = "/var/run/itemq/item"
-	ItemFile   = ItemDir + "/" + ItemKey // WORK_ITEM_FILE
-	InputDir   = "/var/run/itemq/in"     // INPUT_DIR of steps 2..n
-	OutputDir  = "/var/run/itemq/out"    // OUTPUT_DIR of every step of a pipeline
+	ItemDir    = queue.ItemDir
+	ItemFile   = queue.ItemFile // WORK_ITEM_FILE; ItemKey in ItemDir
+	InputDir   = queue.InputDir
+	OutputDir  = queue.OutputDir
 )
 
 // Params are what a Job is built from besides its template.
