@@ -23,8 +23,7 @@ const wait = 60 * time.Second
 // amb is a running itemq-bucket.
 type amb struct {
 	*testutil.Process
-	t   testing.TB
-	url string
+	t testing.TB
 }
 
 // startAmb runs itemq-bucket with the server's client environment (if srv
@@ -38,7 +37,7 @@ func startAmb(t testing.TB, srv *servers.Server, noReady bool, env ...string) *a
 	}
 	full = append(full, "ITEMQ_LOG_LEVEL=debug", "BUCKET_POLL_INTERVAL=200ms")
 	p := testutil.StartServer(t, testutil.Binary(t, "ambassadors/bucket"), "ITEMQ_ADDR", append(full, env...)...)
-	a := &amb{Process: p, t: t, url: p.URL()}
+	a := &amb{Process: p, t: t}
 	if !noReady {
 		a.waitReady(200, "")
 	}
@@ -60,7 +59,7 @@ func (a *amb) logCount(msgPrefix, problem string) int {
 
 func (a *amb) do(method, path, body string) (int, http.Header, string) {
 	a.t.Helper()
-	req, err := http.NewRequest(method, a.url+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, a.URL()+path, strings.NewReader(body))
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -92,7 +91,7 @@ func (a *amb) waitReady(code int, want string) string {
 func (a *amb) list() ([]string, error) { return a.listPages(2) }
 
 // listPages follows the pages of the listing, limit names a page.
-func (a *amb) listPages(limit int) ([]string, error) { return testutil.ListAll(a.url, limit) }
+func (a *amb) listPages(limit int) ([]string, error) { return testutil.ListAll(a.URL(), limit) }
 
 func (a *amb) waitListed(want ...string) {
 	a.t.Helper()

@@ -65,7 +65,7 @@ func TestS3(t *testing.T) {
 	// Watch: the snapshot, then an upload and a removal.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", a.url+"/v1/items?watch=true", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", a.URL()+"/v1/items?watch=true", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("watch: %v %v", resp, err)

@@ -164,7 +164,7 @@ func BenchmarkGet(b *testing.B) {
 						mine := make([]time.Duration, 0, perIter/workers)
 						for i := 0; i < perIter/workers; i++ {
 							t0 := time.Now()
-							resp, err := c.Get(s.url + itemapi.ItemPath(names[rng.IntN(n)]))
+							resp, err := c.Get(s.URL() + itemapi.ItemPath(names[rng.IntN(n)]))
 							if err != nil {
 								errc <- err
 								return

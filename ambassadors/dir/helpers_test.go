@@ -26,8 +26,6 @@ const wait = 30 * time.Second
 type server struct {
 	*testutil.Process
 	t    testing.TB
-	url  string
-	addr string
 	root string
 }
 
@@ -52,7 +50,7 @@ func startWith(t testing.TB, o startOpts, root string, env ...string) *server {
 		bin = testutil.Binary(t, "ambassadors/dir")
 	}
 	p := testutil.StartServerWith(t, testutil.ServerOptions{Credential: o.cred}, bin, "ITEMQ_ADDR", append([]string{"DIR_ROOT=" + root}, env...)...)
-	s := &server{Process: p, t: t, url: p.URL(), addr: p.Addr, root: root}
+	s := &server{Process: p, t: t, root: root}
 	if !o.noWait {
 		testutil.Eventually(t, wait, "ready", func() error {
 			code, body := s.do("GET", "/readyz", "")
@@ -76,7 +74,7 @@ func (s *server) do(method, path, body string) (int, string) {
 
 func (s *server) doH(method, path, body string) (int, http.Header, string) {
 	s.t.Helper()
-	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, s.URL()+path, strings.NewReader(body))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -93,13 +91,13 @@ func (s *server) doH(method, path, body string) (int, http.Header, string) {
 // no client library normalises or escapes the path.
 func (s *server) raw(method, target string) (int, string) {
 	s.t.Helper()
-	conn, err := net.DialTimeout("tcp", s.addr, wait)
+	conn, err := net.DialTimeout("tcp", s.Addr, wait)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(wait))
-	fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", method, target, s.addr)
+	fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", method, target, s.Addr)
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		s.t.Fatalf("%s %q: %v", method, target, err)
@@ -110,7 +108,7 @@ func (s *server) raw(method, target string) (int, string) {
 }
 
 // listAll follows the pages of the listing.
-func (s *server) listAll(limit int) ([]string, error) { return testutil.ListAll(s.url, limit) }
+func (s *server) listAll(limit int) ([]string, error) { return testutil.ListAll(s.URL(), limit) }
 
 // waitCount waits until the listing has n items.
 func (s *server) waitCount(n int) {
@@ -139,7 +137,7 @@ type watchStream struct {
 func (s *server) watch() *watchStream {
 	s.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/v1/items?watch=true", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.URL()+"/v1/items?watch=true", nil)
 	resp, err := (&http.Client{}).Do(req)
 	if err != nil {
 		cancel()
