@@ -1,10 +1,8 @@
 package main_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -160,7 +158,7 @@ func BenchmarkRSS100k(b *testing.B) {
 				var m map[string]float64
 				testutil.Eventually(b, 5*time.Minute, "100k items held and 10 resyncs", func() error {
 					var err error
-					if m, err = scrape(mgr.URL() + "/metrics"); err != nil {
+					if m, err = testutil.Metrics(mgr.URL()); err != nil {
 						return err
 					}
 					if m["itemq_manager_items"] != n || m["itemq_manager_active"] != 2 {
@@ -180,27 +178,6 @@ func BenchmarkRSS100k(b *testing.B) {
 			}
 		})
 	}
-}
-
-// scrape reads the unlabelled samples of a Prometheus text exposition.
-func scrape(url string) (map[string]float64, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 2 || strings.HasPrefix(f[0], "#") || strings.Contains(f[0], "{") {
-			continue
-		}
-		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
-			out[f[0]] = v
-		}
-	}
-	return out, sc.Err()
 }
 
 func numCPU() int {

@@ -71,16 +71,15 @@ func makeTree(tb testing.TB, root string, n int) []string {
 
 // metric reads one unlabelled gauge from /metrics.
 func (s *server) metric(name string) (float64, error) {
-	code, body := s.do("GET", "/metrics", "")
-	if code != 200 {
-		return 0, fmt.Errorf("metrics: %d", code)
+	m, err := testutil.Metrics(s.URL())
+	if err != nil {
+		return 0, err
 	}
-	for _, line := range strings.Split(body, "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			return strconv.ParseFloat(v, 64)
-		}
+	v, ok := m[name]
+	if !ok {
+		return 0, fmt.Errorf("no metric %s", name)
 	}
-	return 0, fmt.Errorf("no metric %s", name)
+	return v, nil
 }
 
 // waitItems waits until the ambassador holds n items (read from /metrics,

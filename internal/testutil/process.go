@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -172,7 +173,7 @@ func ListAll(baseURL string, limit int) ([]string, error) {
 		if next != "" {
 			u += "&continue=" + url.QueryEscape(next)
 		}
-		resp, err := listClient.Get(u)
+		resp, err := httpClient.Get(u)
 		if err != nil {
 			return nil, err
 		}
@@ -199,7 +200,7 @@ func ListAll(baseURL string, limit int) ([]string, error) {
 	}
 }
 
-var listClient = &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+var httpClient = &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 
 type lockedWriter struct{ p *Process }
 
@@ -228,4 +229,26 @@ func ProcMemMB(tb testing.TB, pid int, field string) float64 {
 	}
 	tb.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
+}
+
+// Metrics reads the unlabelled samples of the Prometheus text exposition at
+// baseURL/metrics.
+func Metrics(baseURL string) (map[string]float64, error) {
+	resp, err := httpClient.Get(baseURL + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 || strings.HasPrefix(f[0], "#") || strings.Contains(f[0], "{") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+			out[f[0]] = v
+		}
+	}
+	return out, sc.Err()
 }
