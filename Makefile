@@ -13,10 +13,10 @@ TESTENV := $(CACHE)/test.env
 TEST_TIMEOUT ?= 40m
 
 # binary name : package directory
-CMDS := itemq-dir:ambassadors/dir itemq-bucket:ambassadors/bucket itemq-kafka:ambassadors/kafka \
-        itemq-script:executors/script itemq-thumbnail:executors/thumbnail itemq-blob:executors/blob itemq-manager:manager
+CMDS := itemq-dir:ambassadors/dir itemq-bucket:ambassadors/bucket itemq-kafka:ambassadors/kafka itemq-redis:ambassadors/redis \
+        itemq-script:executors/script itemq-thumbnail:executors/thumbnail itemq:cmd/itemq itemq-manager:manager
 
-.PHONY: help build test test-deps vet bench fmt clean demo images
+.PHONY: help build test test-deps vet cross bench fmt clean demo images fuzz redis-e2e screenshots chaos
 
 help: ## show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,7 +37,7 @@ test-deps: ## install what the tests need (apt packages, real servers; cached un
 	./hack/test-deps.sh > $(TESTENV).tmp && mv $(TESTENV).tmp $(TESTENV)
 	@cat $(TESTENV)
 
-test: test-deps build ## everything: install test deps, go vet, go test -race ./... (integration tests included)
+test: test-deps build cross ## everything: install test deps, go vet, the cross-platform check, go test -race ./... (integration tests included)
 	set -a; source $(TESTENV); set +a; \
 	  $(GO) vet ./... && \
 	  $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
@@ -45,14 +45,56 @@ test: test-deps build ## everything: install test deps, go vet, go test -race ./
 vet: ## go vet ./...
 	$(GO) vet ./...
 
+cross: ## the module builds for macOS and itemapi vets for Windows (Linux-only code lives in *_linux.go files; docs/development.md)
+	GOOS=darwin $(GO) build ./...
+	GOOS=windows $(GO) vet ./itemapi/...
+
 bench: test-deps ## run the benchmarks (figures are recorded in docs/benchmarks.md)
 	set -a; source $(TESTENV); set +a; \
 	  $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+
+redis-e2e: test-deps ## the Redis ambassador's full run: 10,000 stream entries through itemq-redis, the manager and itemq-script, each killed twice
+	set -a; source $(TESTENV); set +a; \
+	  ITEMQ_REDIS_E2E_ENTRIES=10000 ITEMQ_REDIS_E2E_KILLS=2 $(GO) test -count=1 -v -timeout 60m -run TestThroughManager ./ambassadors/redis
+
+chaos: test-deps ## the chaos run in full: 2,000 items through itemq-dir, the manager and itemq-script with random SIGKILLs (make test runs 200)
+	set -a; source $(TESTENV); set +a; \
+	  ITEMQ_CHAOS_ITEMS=2000 $(GO) test -count=1 -v -timeout 60m -run TestChaos ./manager
 
 demo: build ## the video thumbnail generator on this machine (WATCH=1 keeps it running)
 	@command -v ffmpeg >/dev/null || ./hack/deps/10-apt.sh >/dev/null
 	@$(GO) build -o bin/.demo ./hack/demo
 	bin/.demo -dir demo -bin bin $(if $(WATCH),-watch)
+
+screenshots: test-deps ## the dashboard's browser test in headless chromium; its screenshots go to _artifacts/dashboard/ and the README's to docs/images/
+	set -a; source $(TESTENV); set +a; \
+	  ITEMQ_ARTIFACTS=$(CURDIR)/_artifacts $(GO) test -count=1 -run TestDashboardInChromium ./internal/manager/dashboard/
+	cp _artifacts/dashboard/overview.png docs/images/dashboard-overview.png
+	cp _artifacts/dashboard/job.png docs/images/dashboard-job.png
+
+# Fuzz targets, package:FuzzName; append yours. `make test` runs their seeds
+# and testdata/fuzz corpora; `make fuzz` fuzzes each for FUZZTIME (figures in
+# docs/reliability.md).
+FUZZTIME ?= 30s
+FUZZ_TARGETS := \
+	./itemapi:FuzzValidateName \
+	./itemapi:FuzzItemKey \
+	./itemapi:FuzzObjectURL \
+	./itemapi:FuzzClientDecode \
+	./itemapi:FuzzWatchStream \
+	./internal/source:FuzzContinueToken \
+	./internal/source/dirsource:FuzzCheckName \
+	./internal/ambassador:FuzzHandler \
+	./internal/executor:FuzzReadItemFile \
+	./internal/manager/managercmd:FuzzParseSteps \
+	./internal/manager/managercmd:FuzzReadEnvFile \
+	./internal/manager/statusapi:FuzzStatusAPI
+
+fuzz: ## fuzz every target of FUZZ_TARGETS for FUZZTIME each (one at a time, -parallel=1)
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t#*:}; \
+	  echo "go test -run '^$$' -fuzz '^$$name$$' -fuzztime $(FUZZTIME) $$pkg"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel 1 $$pkg || exit 1; \
+	done
 
 fmt: ## gofmt every Go file
 	gofmt -w $$(git ls-files '*.go')

@@ -8,7 +8,7 @@ FROM ${BASE}
 ARG VERSION=dev
 ARG REVISION=unknown
 ARG SOURCE=https://github.com/itemq/itemq
-ARG LICENSES=NOASSERTION
+ARG LICENSES=Apache-2.0
 LABEL org.opencontainers.image.title="itemq-dir" \
       org.opencontainers.image.description="The directory ambassador: serves the v1 item API over the files of a directory (a sidecar of itemq-manager)" \
       org.opencontainers.image.source="${SOURCE}" \

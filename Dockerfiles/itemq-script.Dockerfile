@@ -1,5 +1,5 @@
 # itemq-script: the executor base image. It holds the script executor (and,
-# when the build has them, its helper binaries such as itemq-blob) on a
+# when the build has them, the itemq command for scripts: itemq blob …) on a
 # distroless-style static base: no shell, nonroot (65532), no HEALTHCHECK.
 #
 # Users build their executor image from it in one of two ways (docs/images.md,
@@ -14,13 +14,13 @@
 # read-only root filesystem give them a writable /tmp (--tmpfs /tmp, or an
 # emptyDir on Kubernetes).
 #
-# hack/images.sh stages the context: bin/ holds itemq-script and its helpers.
+# hack/images.sh stages the context: bin/ holds itemq-script and itemq.
 ARG BASE=gcr.io/distroless/static-debian12:nonroot
 FROM ${BASE}
 ARG VERSION=dev
 ARG REVISION=unknown
 ARG SOURCE=https://github.com/itemq/itemq
-ARG LICENSES=NOASSERTION
+ARG LICENSES=Apache-2.0
 LABEL org.opencontainers.image.title="itemq-script" \
       org.opencontainers.image.description="itemq executor base image: runs a user's script on one work item (WORK_ITEM_FILE), fetching its input and uploading its results" \
       org.opencontainers.image.source="${SOURCE}" \

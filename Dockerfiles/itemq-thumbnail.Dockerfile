@@ -23,7 +23,7 @@ RUN set -eux; \
 ARG VERSION=dev
 ARG REVISION=unknown
 ARG SOURCE=https://github.com/itemq/itemq
-ARG LICENSES=NOASSERTION
+ARG LICENSES=Apache-2.0
 LABEL org.opencontainers.image.title="itemq-thumbnail" \
       org.opencontainers.image.description="itemq executor that extracts thumbnails from one video (WORK_ITEM_FILE) with ffmpeg and uploads them" \
       org.opencontainers.image.source="${SOURCE}" \

@@ -2,8 +2,8 @@
 # Benchmarks of the executors (figures go in docs/benchmarks/executors.md):
 #  1. itemq-thumbnail against ffmpeg alone with the same arguments on the same file;
 #  2. itemq-script's start-to-exit overhead running /bin/true, against /bin/true alone,
-#     an empty Go program, a Go program that only runs /bin/true, and the start of the
-#     itemq-blob helper; without a bucket (no helper) and with a file:// OUTPUT_URL (helper);
+#     an empty Go program and a Go program that only runs /bin/true; without a bucket and
+#     with a file:// OUTPUT_URL (bucket I/O in process);
 #  3. perf stat of the same, with the binaries built as `make build` builds them.
 # Usage: hack/bench-executors.sh [ROUNDS]   (default 30; needs ffmpeg, and perf for part 3)
 source "$(dirname "$0")/lib.sh"
@@ -16,7 +16,7 @@ go test -run '^$' -bench 'BenchmarkScriptOverhead' -benchtime "${rounds}x" ./int
 if command -v perf >/dev/null; then
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
   echo '{"kind":"Item","apiVersion":"v1","name":"bench","data":{"n":1}}' > "$tmp/item.json"
-  for c in itemq-script:executors/script itemq-thumbnail:executors/thumbnail itemq-blob:executors/blob; do
+  for c in itemq-script:executors/script itemq-thumbnail:executors/thumbnail; do
     CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/${c%%:*}" "./${c#*:}"
   done
   ls -l "$tmp"/itemq-*
@@ -33,7 +33,6 @@ if command -v perf >/dev/null; then
    pstat "itemq-script -- /bin/true (file:// OUTPUT_URL)" "$tmp/itemq-script" -- /bin/true)
   pstat "itemq-script --version" "$tmp/itemq-script" --version
   pstat "itemq-thumbnail --version" "$tmp/itemq-thumbnail" --version
-  pstat "itemq-blob --version" "$tmp/itemq-blob" --version
   pstat "/bin/true" /bin/true
 fi
 uptime

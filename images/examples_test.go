@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/itemq/itemq/internal/queue/container"
-	"github.com/itemq/itemq/internal/queue/kube"
+	"github.com/itemq/itemq/internal/runner/container"
+	"github.com/itemq/itemq/internal/runner/kube"
 	"github.com/itemq/itemq/internal/testutil"
 )
 
@@ -137,6 +137,7 @@ func TestScriptWorkerExample(t *testing.T) {
 	testutil.StartServer(t, testutil.Binary(t, "manager"), "MANAGER_ADDR",
 		"MANAGER_QUEUE="+q,
 		"MANAGER_SOURCE="+amb.URL(),
+		"MANAGER_INPUT_ALLOW=file://"+photos+"/",
 		"MANAGER_RUNNER=podman",
 		"MANAGER_CONTAINER_ENGINE="+engine,
 		"MANAGER_IMAGE="+img,

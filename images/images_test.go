@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -19,18 +20,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/itemq/itemq/internal/queue"
-	"github.com/itemq/itemq/internal/queue/container"
+	"github.com/itemq/itemq/internal/runner"
+	"github.com/itemq/itemq/internal/runner/container"
 	"github.com/itemq/itemq/internal/testutil"
 )
 
-var all = []string{"itemq-dir", "itemq-bucket", "itemq-kafka", "itemq-manager", "itemq-script", "itemq-thumbnail"}
+var all = []string{"itemq-dir", "itemq-bucket", "itemq-kafka", "itemq-redis", "itemq-manager", "itemq-script", "itemq-thumbnail"}
 
 var (
 	buildOnce sync.Once
@@ -88,6 +90,76 @@ func randHex() string {
 	return hex.EncodeToString(b)
 }
 
+// The static images are manifest lists of linux/amd64 and linux/arm64
+// images, each holding binaries of its own architecture (cross-compiled:
+// nothing is run, so no emulation is needed to check them); the ffmpeg
+// image is built for the host's architecture only (docs/images.md).
+// (It runs first: podman 4.3 stores the instance a `podman run` of a
+// manifest list picked under the list's own name, so later tests that run
+// the images replace the local lists.)
+func TestStaticImagesAreMultiArch(t *testing.T) {
+	engine, ver := build(t)
+	if filepath.Base(engine) != "podman" {
+		t.Skip("manifest lists are built with podman only")
+	}
+	machines := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+	for _, name := range all {
+		if name == "itemq-thumbnail" {
+			var infos []struct{ Architecture string }
+			if err := json.Unmarshal([]byte(run(t, engine, "image", "inspect", image(name, ver))), &infos); err != nil || len(infos) != 1 {
+				t.Fatalf("inspect %s: %v", name, err)
+			}
+			if infos[0].Architecture != runtime.GOARCH {
+				t.Errorf("%s: architecture %s, want the host's %s", name, infos[0].Architecture, runtime.GOARCH)
+			}
+			continue
+		}
+		var list struct {
+			MediaType string
+			Manifests []struct {
+				Digest   string
+				Platform struct{ Architecture, OS string }
+			}
+		}
+		if err := json.Unmarshal([]byte(run(t, engine, "manifest", "inspect", image(name, ver))), &list); err != nil {
+			t.Fatalf("manifest inspect %s: %v", name, err)
+		}
+		got := map[string]bool{}
+		for _, m := range list.Manifests {
+			if m.Platform.OS != "linux" {
+				t.Errorf("%s: a manifest for %s", name, m.Platform.OS)
+			}
+			got[m.Platform.Architecture] = true
+		}
+		if len(list.Manifests) != 2 || !got["amd64"] || !got["arm64"] {
+			t.Errorf("%s:%s is not a list of linux/amd64 and linux/arm64: %+v", name, ver, list)
+		}
+		for arch, machine := range machines {
+			img := image(name, ver) + "-" + arch
+			var infos []struct{ Architecture, Os string }
+			if err := json.Unmarshal([]byte(run(t, engine, "image", "inspect", img)), &infos); err != nil || len(infos) != 1 {
+				t.Fatalf("inspect %s: %v", img, err)
+			}
+			if infos[0].Architecture != arch || infos[0].Os != "linux" {
+				t.Errorf("%s: %s/%s", img, infos[0].Os, infos[0].Architecture)
+			}
+			// The binary inside is of that architecture.
+			ctr := strings.TrimSpace(run(t, engine, "create", "--platform", "linux/"+arch, img))
+			dst := filepath.Join(t.TempDir(), name)
+			run(t, engine, "cp", ctr+":/usr/bin/"+name, dst)
+			run(t, engine, "rm", ctr)
+			f, err := elf.Open(dst)
+			if err != nil {
+				t.Fatalf("%s in %s: %v", name, img, err)
+			}
+			if f.Machine != machine {
+				t.Errorf("%s in %s is a %v binary, want %v", name, img, f.Machine, machine)
+			}
+			f.Close()
+		}
+	}
+}
+
 func TestVersionAsNonroot(t *testing.T) {
 	engine, ver := build(t)
 	for _, name := range all {
@@ -111,7 +183,8 @@ func TestVersionAsNonroot(t *testing.T) {
 		}
 		l := cfg.Config.Labels
 		if l["org.opencontainers.image.version"] != ver || l["org.opencontainers.image.title"] != name ||
-			len(l["org.opencontainers.image.revision"]) < 7 || l["org.opencontainers.image.source"] == "" {
+			len(l["org.opencontainers.image.revision"]) < 7 || l["org.opencontainers.image.source"] == "" ||
+			l["org.opencontainers.image.licenses"] != "Apache-2.0" {
 			t.Errorf("%s: labels %v", name, l)
 		}
 		// --version, on a read-only root filesystem, with the image's user;
@@ -134,14 +207,12 @@ func TestVersionAsNonroot(t *testing.T) {
 			run(t, engine, "run", "--rm", "--network", "none", "--entrypoint", "/usr/bin/ffmpeg", img, "-hide_banner", "-version")
 		}
 	}
-	// The executor images ship the blob helper next to the executor, when the
-	// build has one.
-	if _, err := os.Stat(filepath.Join(testutil.ModuleRoot(t), "executors", "blob")); err == nil {
-		for _, name := range []string{"itemq-script", "itemq-thumbnail"} {
-			out := run(t, engine, "run", "--rm", "--network", "none", "--entrypoint", "/usr/bin/itemq-blob", image(name, ver), "--version")
-			if !strings.HasPrefix(out, "itemq-blob "+ver+" ") {
-				t.Errorf("itemq-blob --version in %s: %q", name, out)
-			}
+	// The executor images ship the itemq command (itemq blob … for scripts)
+	// next to the executor; the manager's, for people (kubectl exec … itemq jobs).
+	for _, name := range []string{"itemq-script", "itemq-thumbnail", "itemq-manager"} {
+		out := run(t, engine, "run", "--rm", "--network", "none", "--entrypoint", "/usr/bin/itemq", image(name, ver), "--version")
+		if !strings.HasPrefix(out, "itemq "+ver+" ") {
+			t.Errorf("itemq --version in %s: %q", name, out)
 		}
 	}
 }
@@ -247,6 +318,7 @@ func TestThumbnailImage(t *testing.T) {
 	b, err := exec.Command(engine, "run", "--rm", "--read-only", "--tmpfs", "/tmp", "--network", "none",
 		"-v", in+":/in:ro", "-v", out+":/out", "-v", filepath.Join(item, "item.json")+":"+container.ItemFile+":ro",
 		"-e", "WORK_ITEM_FILE="+container.ItemFile, "-e", "OUTPUT_URL=file:///out?no_tmp_dir=true", "-e", "THUMB_EVERY_FRAMES=25",
+		"-e", "EXECUTOR_INPUT_ALLOW=file:///in/",
 		"-e", "THUMB_SHEET=true", image("itemq-thumbnail", ver)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("itemq-thumbnail: %v\n%s", err, b)
@@ -272,7 +344,7 @@ func TestThumbnailImage(t *testing.T) {
 // container is left.
 func TestContainerRunner(t *testing.T) {
 	engine, ver := build(t)
-	probe := testutil.Binary(t, "internal/queue/container/testdata/probe")
+	probe := testutil.Binary(t, "internal/runner/container/testdata/probe")
 	base := t.TempDir()
 	root, out, runs, state, work := filepath.Join(base, "in"), filepath.Join(base, "out"), filepath.Join(base, "runs"), filepath.Join(base, "state"), filepath.Join(base, "work")
 	for _, d := range []string{root, out, runs} {
@@ -355,7 +427,7 @@ func TestContainerRunner(t *testing.T) {
 		return nil
 	})
 	mgr.Kill()
-	gateJob := queue.JobName(q, "gate.json")
+	gateJob := runner.JobName(q, "gate.json")
 	if got := strings.Fields(run(t, engine, "ps", "--filter", "label="+container.LabelQueue+"="+q, "--filter", "status=running", "--format", "{{.Names}}")); !contains(got, gateJob) {
 		t.Fatalf("running containers after the kill: %v, want %s among them", got, gateJob)
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"mime"
 	"net"
 	"net/http"
@@ -110,8 +109,8 @@ func WithRetries(n int) ClientOption {
 }
 
 // WithBackoff sets the bounds of the exponential backoff between retries and
-// watch reconnections. Each wait is drawn uniformly from [0, min·2^attempt]
-// capped at max ("full jitter"). Default 100ms..5s.
+// watch reconnections: min·2^attempt capped at max, each wait drawn from
+// the upper half of that bound (Backoff). Default 100ms..5s.
 func WithBackoff(min, max time.Duration) ClientOption {
 	return func(c *Client) error {
 		if min <= 0 || max < min {
@@ -343,6 +342,36 @@ func (c *Client) Ack(ctx context.Context, name string, outcome Outcome) error {
 	return c.call(ctx, request{method: http.MethodDelete, path: ItemPath(name), query: q, idempotent: true, notFoundOKOnRetry: true, maxBody: MaxResponseBytes}, nil)
 }
 
+// RedrivePath is the v1 item API's path that puts a dead-lettered item back
+// in the queue.
+func RedrivePath(name string) string { return "/v1/redrive/" + EscapeName(name) }
+
+// Redrive puts an item the source dead-lettered (acknowledged as failed or
+// cancelled) back in the queue (POST /v1/redrive/{name}) and returns it as
+// the source now serves it: its name may differ from the old one (a Kafka
+// or Redis source appends it anew). IsNotFound is true of the error when
+// the dead letter holds no such item, IsMethodNotAllowed when the source
+// cannot redrive (an ambassador older than this call answers 405 too), and
+// IsAlreadyExists when the queue already holds an item of that name.
+//
+// Redrive is not idempotent (a second call finds nothing to redrive, or
+// appends a second copy), so it is retried only when the request cannot
+// have reached the server.
+func (c *Client) Redrive(ctx context.Context, name string) (*Item, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, NewStatus(ReasonBadRequest, "redrive item %q: %v", name, err)
+	}
+	path := RedrivePath(name)
+	var it Item
+	if err := c.call(ctx, request{method: http.MethodPost, path: path, maxBody: MaxResponseBytes}, &it); err != nil {
+		return nil, err
+	}
+	if err := c.checkItem(&it, ""); err != nil {
+		return nil, fmt.Errorf("POST %s: %w", path, err)
+	}
+	return &it, nil
+}
+
 // Ready returns nil when the ambassador says its source is reachable
 // (GET /readyz). A "not ready" answer is returned at once, not retried;
 // connection errors are retried like any other call's.
@@ -357,6 +386,10 @@ func (c *Client) checkItem(it *Item, want string) error {
 		return err
 	}
 	it.Kind, it.APIVersion = KindItem, APIVersion
+	if it.Name == "" && want != "" {
+		// The book's format: the name is known from the URL.
+		it.Name = want
+	}
 	if want != "" && it.Name != want {
 		return fmt.Errorf("answer is item %q, not %q", it.Name, want)
 	}
@@ -390,6 +423,11 @@ type request struct {
 	// notFoundOKOnRetry: a 404 after an ambiguous failure is success (Ack).
 	notFoundOKOnRetry bool
 	maxBody           int64
+	// header: more request headers.
+	header http.Header
+	// wait: how long the server may take beyond the request timeout (a
+	// long poll).
+	wait time.Duration
 }
 
 // attemptResult is what one attempt of a request gave.
@@ -444,7 +482,7 @@ func (c *Client) call(ctx context.Context, req request, out any) error {
 
 // attempt sends the request once.
 func (c *Client) attempt(ctx context.Context, req request, out any) attemptResult {
-	actx, cancel := context.WithTimeout(ctx, c.requestTimeout)
+	actx, cancel := context.WithTimeout(ctx, c.requestTimeout+req.wait)
 	defer cancel()
 	hreq, err := c.newRequest(actx, req)
 	if err != nil {
@@ -537,8 +575,58 @@ func (c *Client) newRequest(ctx context.Context, req request) (*http.Request, er
 		hreq.Header.Set("Content-Type", "application/json")
 	}
 	hreq.Header.Set("Accept", "application/json")
+	for k, v := range req.header {
+		hreq.Header[k] = v
+	}
 	c.setHeaders(hreq)
 	return hreq, nil
+}
+
+// open sends a GET once and returns the answer's body, to be streamed (a
+// log, an output file): the request timeout bounds the wait for the
+// headers only. An error answer is returned as its Status.
+func (c *Client) open(ctx context.Context, path string, query url.Values) (*http.Response, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	hreq, err := c.newRequest(sctx, request{method: http.MethodGet, path: path, query: query})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	hreq.Header.Set("Accept", "*/*")
+	hc := *c.hc
+	hc.Timeout = 0
+	headerTimer := time.AfterFunc(c.requestTimeout, cancel)
+	resp, err := hc.Do(hreq)
+	if !headerTimer.Stop() && err != nil && ctx.Err() == nil {
+		err = fmt.Errorf("no answer within the request timeout of %v", c.requestTimeout)
+	}
+	if err != nil {
+		cancel()
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, &connError{msg: fmt.Sprintf("GET %s: %v", path, err), err: err}
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer cancel()
+		defer resp.Body.Close()
+		body, _ := readBody(resp.Body, maxErrorBodyBytes)
+		return nil, statusError(http.MethodGet, path, resp, body)
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 func (c *Client) setHeaders(hreq *http.Request) {
@@ -550,12 +638,7 @@ func (c *Client) setHeaders(hreq *http.Request) {
 
 // backoff is the jittered wait before retry number attempt+1.
 func (c *Client) backoff(attempt int) time.Duration {
-	d := c.minBackoff
-	for i := 0; i < attempt && d < c.maxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, c.maxBackoff)
-	return rand.N(d) + 1
+	return Backoff{Min: c.minBackoff, Max: c.maxBackoff}.Delay(attempt)
 }
 
 // sleep waits for d or until ctx ends.

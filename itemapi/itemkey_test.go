@@ -39,6 +39,25 @@ func TestItemKeyReadable(t *testing.T) {
 	}
 }
 
+// Segments of a long name are cut so that each is a valid file name, never
+// inside an escape, and the name comes back whole.
+func TestItemKeyLongSegments(t *testing.T) {
+	a255 := strings.Repeat("a", 255)
+	if got := itemapi.ItemKey("d/" + a255); got != "d/"+a255 {
+		t.Errorf("a 255-byte segment of safe bytes was changed: %q", got)
+	}
+	if got := itemapi.ItemKey(strings.Repeat("a", 256)); got != strings.Repeat("a", 254)+"%/aa" {
+		t.Errorf("ItemKey(256×a) = %q", got)
+	}
+	for _, name := range []string{
+		strings.Repeat(" ", 255), strings.Repeat("é", 127), strings.Repeat("a", 254) + "..", strings.Repeat("a", 255) + ".",
+		strings.Repeat("ab ", 85), "x/" + strings.Repeat("\x01", 255) + "/y", strings.Repeat("a", 253) + " b", strings.Repeat("a", 252) + " b",
+		strings.Repeat("%", 1000),
+	} {
+		checkKey(t, name, itemapi.ItemKey(name))
+	}
+}
+
 func TestKeyToNameRejectsBadEscapes(t *testing.T) {
 	if _, err := itemapi.KeyToName("a%zz"); err == nil {
 		t.Fatal("KeyToName accepted a bad escape")
@@ -59,7 +78,7 @@ func checkKey(t *testing.T, name, key string) {
 		t.Fatalf("ItemKey(%q) = %q starts or ends with /", name, key)
 	}
 	for _, seg := range strings.Split(key, "/") {
-		if seg == "" || seg == "." || seg == ".." {
+		if seg == "" || seg == "." || seg == ".." || len(seg) > itemapi.MaxKeySegment {
 			t.Fatalf("ItemKey(%q) = %q has segment %q", name, key, seg)
 		}
 	}
@@ -72,7 +91,7 @@ func checkKey(t *testing.T, name, key string) {
 }
 
 func FuzzItemKey(f *testing.F) {
-	for _, s := range []string{"a", "a/b", "a//b", "/", "//", ".", "..", "./..", "a/./b", "%", "%2F", "a b", "é/ü", "x/", "/x", "...", "\xff", "a\x00b"} {
+	for _, s := range []string{strings.Repeat("a ", 200), strings.Repeat("a", 254) + "..", "a", "a/b", "a//b", "/", "//", ".", "..", "./..", "a/./b", "%", "%2F", "a b", "é/ü", "x/", "/x", "...", "\xff", "a\x00b"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {

@@ -46,8 +46,11 @@ func SplitObjectURL(raw string) (bucketURL, key string, err error) {
 		}
 		dir, base := path.Split(u.Path)
 		b := url.URL{Scheme: "file", Host: u.Host, Path: dir, RawQuery: u.RawQuery}
-		if b.Path != "/" {
-			b.Path = strings.TrimSuffix(b.Path, "/")
+		// Every trailing slash goes ("/a//x" is the file x of "/a"), so
+		// that joining and splitting again gives the same bucket (found by
+		// fuzzing).
+		if b.Path = strings.TrimRight(b.Path, "/"); b.Path == "" {
+			b.Path = "/"
 		}
 		return b.String(), base, nil
 	case "":

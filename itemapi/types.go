@@ -88,6 +88,10 @@ const (
 type WatchEvent struct {
 	Type EventType `json:"type"`
 	Name string    `json:"name,omitempty"`
+	// Item, on an ADDED event, may carry the item's document (what
+	// GET /v1/items/{name} answers), sparing the reader that request. A
+	// server may leave it out; a reader must then GET the item.
+	Item *Item `json:"item,omitempty"`
 }
 
 // Outcome is what happened to an item, told to the source by Ack.
@@ -96,13 +100,19 @@ type Outcome string
 const (
 	Succeeded Outcome = "succeeded"
 	Failed    Outcome = "failed"
+	// Cancelled: a person stopped the item's job. A source archives it
+	// with the failed ones unless it can keep it apart (every built-in
+	// source puts it in its dead letter, so that it can be redriven). An
+	// older ambassador answers 400 to it; the manager then acknowledges
+	// the item as failed.
+	Cancelled Outcome = "cancelled"
 )
 
 // ParseOutcome checks an outcome query value.
 func ParseOutcome(s string) (Outcome, error) {
 	switch Outcome(s) {
-	case Succeeded, Failed:
+	case Succeeded, Failed, Cancelled:
 		return Outcome(s), nil
 	}
-	return "", fmt.Errorf("outcome %q: want %q or %q", s, Succeeded, Failed)
+	return "", fmt.Errorf("outcome %q: want %q, %q or %q", s, Succeeded, Failed, Cancelled)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -42,13 +43,69 @@ func (c *Client) Watch(ctx context.Context, handle func(WatchEvent) error) error
 	if handle == nil {
 		return NewStatus(ReasonBadRequest, "watch items: nil handler")
 	}
-	w := &watcher{c: c, handle: handle, known: make(map[string]struct{})}
+	return Follow(ctx, clientStreamer{c}, Follower{
+		PollInterval: c.pollInterval,
+		Backoff:      Backoff{Min: c.minBackoff, Max: c.maxBackoff},
+		Log:          c.log,
+		Where:        c.base,
+	}, handle)
+}
+
+// clientStreamer is a Streamer over an ambassador's HTTP watch.
+type clientStreamer struct{ c *Client }
+
+func (s clientStreamer) Stream(ctx context.Context, yield func(WatchEvent) error) error {
+	return s.c.stream(ctx, yield)
+}
+
+func (s clientStreamer) List(ctx context.Context) ([]string, error) { return s.c.List(ctx) }
+
+// Streamer is what Follow needs of a source of items: one watch stream at
+// a time, and a full listing.
+type Streamer interface {
+	// Stream runs one watch stream, passing its events to yield in order
+	// (ADDED per existing item, SYNCED, then changes), until the stream
+	// breaks or yield fails; it returns why. An error wrapping
+	// ErrNotStreaming says the source cannot stream at all: Follow then
+	// polls List instead.
+	Stream(ctx context.Context, yield func(WatchEvent) error) error
+	List(ctx context.Context) ([]string, error)
+}
+
+// ErrNotStreaming is wrapped by Streamer.Stream's error when the source
+// cannot stream changes.
+var ErrNotStreaming = errors.New("the source does not stream changes")
+
+// Follower configures Follow.
+type Follower struct {
+	// PollInterval between listings of a source that cannot stream
+	// (default DefaultPollInterval).
+	PollInterval time.Duration
+	// Backoff between reconnections after a stream broke.
+	Backoff Backoff
+	Log     *slog.Logger
+	// Where names the source in logs.
+	Where string
+}
+
+// Follow is Watch over any Streamer: the one watch-and-resume of itemq,
+// used for ambassadors over HTTP and for sources in the manager's own
+// process alike. See Client.Watch for what handle sees.
+func Follow(ctx context.Context, s Streamer, f Follower, handle func(WatchEvent) error) error {
+	if f.PollInterval <= 0 {
+		f.PollInterval = DefaultPollInterval
+	}
+	if f.Log == nil {
+		f.Log = slog.New(slog.DiscardHandler)
+	}
+	w := &watcher{s: s, f: f, handle: handle, known: make(map[string]struct{})}
 	return w.run(ctx)
 }
 
-// watcher is the state of one Watch call.
+// watcher is the state of one Follow call.
 type watcher struct {
-	c      *Client
+	s      Streamer
+	f      Follower
 	handle func(WatchEvent) error
 	// known is the set of names handle was told exist.
 	known map[string]struct{}
@@ -64,6 +121,7 @@ func (e *handlerError) Error() string { return e.err.Error() }
 type notStreamingError struct{ why string }
 
 func (e *notStreamingError) Error() string { return e.why }
+func (e *notStreamingError) Unwrap() error { return ErrNotStreaming }
 
 // streamError is a broken stream; retryAfter is the server's wish, if any.
 type streamError struct {
@@ -82,10 +140,10 @@ var (
 const watchPath = "/v1/items?watch=true"
 
 func (w *watcher) run(ctx context.Context) error {
-	log := w.c.log
+	log := w.f.Log
 	failures := 0
 	for {
-		synced, err := w.stream(ctx)
+		synced, err := w.streamOnce(ctx)
 		var he *handlerError
 		if errors.As(err, &he) {
 			return he.err
@@ -93,25 +151,24 @@ func (w *watcher) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		var ns *notStreamingError
-		if errors.As(err, &ns) {
-			log.Info("item API server does not stream changes; polling the item list instead",
-				"url", w.c.base, "why", ns.why, "interval", w.c.pollInterval)
+		if errors.Is(err, ErrNotStreaming) {
+			log.Info("the source does not stream changes; polling the item list instead",
+				"source", w.f.Where, "why", err, "interval", w.f.PollInterval)
 			return w.poll(ctx)
 		}
 		if synced {
 			failures = 0 // the stream worked: start the backoff afresh
 		}
-		wait := w.c.backoff(failures)
+		wait := w.f.Backoff.Delay(failures)
 		var se *streamError
 		if errors.As(err, &se) && se.retryAfter > wait {
 			wait = se.retryAfter
 		}
 		failures++
 		if synced && failures == 1 {
-			log.Info("watch stream broke; reconnecting", "err", err, "wait", wait)
+			log.Info("watch stream broke; reconnecting", "source", w.f.Where, "err", err, "wait", wait)
 		} else {
-			log.Warn("watch failed; reconnecting", "err", err, "wait", wait, "failures", failures)
+			log.Warn("watch failed; reconnecting", "source", w.f.Where, "err", err, "wait", wait, "failures", failures)
 		}
 		if sleep(ctx, wait) != nil {
 			return ctx.Err()
@@ -119,15 +176,60 @@ func (w *watcher) run(ctx context.Context) error {
 	}
 }
 
-// stream runs one watch connection until it breaks. synced says whether it
-// got as far as the end of its snapshot.
-func (w *watcher) stream(ctx context.Context) (synced bool, err error) {
-	c := w.c
+// streamOnce follows one stream until it breaks. synced says whether it got
+// as far as the end of its snapshot. Until SYNCED, the stream's ADDED
+// events are the source's snapshot: collected, then compared with what the
+// caller knows.
+func (w *watcher) streamOnce(ctx context.Context) (synced bool, err error) {
+	var snapOrder []string
+	snap := make(map[string]*Item)
+	err = w.s.Stream(ctx, func(ev WatchEvent) error {
+		switch ev.Type {
+		case Added, Deleted:
+			if err := ValidateName(ev.Name); err != nil {
+				w.f.Log.Warn("watch: ignoring an event with an invalid name", "type", ev.Type, "name", ev.Name, "err", err)
+				return nil
+			}
+			if ev.Item != nil && (ev.Type != Added || ev.Item.Name != ev.Name || ev.Item.Validate() != nil) {
+				ev.Item = nil // not a document to trust: the reader will GET it
+			}
+			if !synced {
+				if ev.Type == Added {
+					if _, ok := snap[ev.Name]; !ok {
+						snapOrder = append(snapOrder, ev.Name)
+					}
+					snap[ev.Name] = ev.Item
+				} else {
+					delete(snap, ev.Name)
+				}
+				return nil
+			}
+			return w.change(ev)
+		case Synced:
+			if synced {
+				return nil
+			}
+			synced = true
+			err := w.resync(snapOrder, snap)
+			snapOrder, snap = nil, nil
+			return err
+		case Heartbeat:
+		default:
+			w.f.Log.Debug("watch: ignoring an event of an unknown type", "type", ev.Type)
+		}
+		return nil
+	})
+	return synced, err
+}
+
+// stream runs one HTTP watch connection until it breaks, passing each event
+// to yield.
+func (c *Client) stream(ctx context.Context, yield func(WatchEvent) error) error {
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	hreq, err := http.NewRequestWithContext(sctx, http.MethodGet, c.base+watchPath, nil)
 	if err != nil {
-		return false, fmt.Errorf("GET %s: build request: %w", watchPath, err)
+		return fmt.Errorf("GET %s: build request: %w", watchPath, err)
 	}
 	hreq.Header.Set("Accept", "application/x-ndjson, application/json;q=0.5")
 	c.setHeaders(hreq)
@@ -141,29 +243,29 @@ func (w *watcher) stream(ctx context.Context) (synced bool, err error) {
 	headerTimer.Stop()
 	if err != nil {
 		if ctx.Err() != nil {
-			return false, ctx.Err()
+			return ctx.Err()
 		}
 		if context.Cause(sctx) == errHeaderTimeout {
-			return false, &streamError{err: fmt.Errorf("GET %s: no answer within the request timeout of %v", watchPath, c.requestTimeout)}
+			return &streamError{err: fmt.Errorf("GET %s: no answer within the request timeout of %v", watchPath, c.requestTimeout)}
 		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return false, &streamError{err: fmt.Errorf("GET %s: %w", watchPath, err)}
+		return &streamError{err: fmt.Errorf("GET %s: %w", watchPath, err)}
 	}
 	defer resp.Body.Close()
 
 	switch code := resp.StatusCode; {
 	case code == http.StatusOK && isNDJSON(resp.Header.Get("Content-Type")):
 	case code >= 200 && code < 300:
-		return false, &notStreamingError{why: fmt.Sprintf("the watch request got HTTP %d with Content-Type %q", code, resp.Header.Get("Content-Type"))}
+		return &notStreamingError{why: fmt.Sprintf("the watch request got HTTP %d with Content-Type %q", code, resp.Header.Get("Content-Type"))}
 	case code == http.StatusBadRequest || code == http.StatusNotFound || code == http.StatusMethodNotAllowed || code == http.StatusNotImplemented:
 		body, _ := readBody(resp.Body, maxErrorBodyBytes)
-		return false, &notStreamingError{why: statusError(http.MethodGet, watchPath, resp, body).Error()}
+		return &notStreamingError{why: statusError(http.MethodGet, watchPath, resp, body).Error()}
 	default:
 		body, _ := readBody(resp.Body, maxErrorBodyBytes)
-		return false, &streamError{
+		return &streamError{
 			err:        statusError(http.MethodGet, watchPath, resp, body),
 			retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		}
@@ -173,11 +275,6 @@ func (w *watcher) stream(ctx context.Context) (synced bool, err error) {
 	defer idle.Stop()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 4096), MaxWatchLineBytes)
-
-	// Until SYNCED, the stream's ADDED events are the server's snapshot:
-	// collected here, then compared with what the caller knows.
-	var snapOrder []string
-	snap := make(map[string]struct{})
 	for {
 		// The idle clock runs only while waiting for a line, not while the
 		// handler works.
@@ -192,53 +289,28 @@ func (w *watcher) stream(ctx context.Context) (synced bool, err error) {
 		}
 		var ev WatchEvent
 		if err := json.Unmarshal(line, &ev); err != nil {
-			return synced, &streamError{err: fmt.Errorf("GET %s: bad line %q: %w", watchPath, snippet(line), err)}
+			return &streamError{err: fmt.Errorf("GET %s: bad line %q: %w", watchPath, snippet(line), err)}
 		}
-		switch ev.Type {
-		case Heartbeat:
-		case Added, Deleted:
-			if err := ValidateName(ev.Name); err != nil {
-				c.log.Warn("watch: ignoring an event with an invalid name", "type", ev.Type, "name", ev.Name, "err", err)
-				continue
+		if ev.Item != nil {
+			ev.Item.Kind, ev.Item.APIVersion = KindItem, APIVersion
+			if ev.Item.Name == "" {
+				ev.Item.Name = ev.Name
 			}
-			if !synced {
-				if ev.Type == Added {
-					if _, ok := snap[ev.Name]; !ok {
-						snap[ev.Name] = struct{}{}
-						snapOrder = append(snapOrder, ev.Name)
-					}
-				} else {
-					delete(snap, ev.Name)
-				}
-				continue
-			}
-			if err := w.change(ev); err != nil {
-				return synced, err
-			}
-		case Synced:
-			if synced {
-				continue
-			}
-			synced = true
-			err := w.resync(snapOrder, snap)
-			snapOrder, snap = nil, nil
-			if err != nil {
-				return synced, err
-			}
-		default:
-			c.log.Debug("watch: ignoring an event of an unknown type", "type", ev.Type)
+		}
+		if err := yield(ev); err != nil {
+			return err
 		}
 	}
 	err = sc.Err()
 	switch {
 	case ctx.Err() != nil:
-		return synced, ctx.Err()
+		return ctx.Err()
 	case context.Cause(sctx) == errIdle:
-		return synced, &streamError{err: fmt.Errorf("GET %s: no line for %v (the server sends heartbeats); reconnecting", watchPath, c.idleTimeout)}
+		return &streamError{err: fmt.Errorf("GET %s: no line for %v (the server sends heartbeats); reconnecting", watchPath, c.idleTimeout)}
 	case err == nil || errors.Is(err, io.ErrUnexpectedEOF):
-		return synced, &streamError{err: fmt.Errorf("GET %s: the server ended the stream", watchPath)}
+		return &streamError{err: fmt.Errorf("GET %s: the server ended the stream", watchPath)}
 	}
-	return synced, &streamError{err: fmt.Errorf("GET %s: read stream: %w", watchPath, err)}
+	return &streamError{err: fmt.Errorf("GET %s: read stream: %w", watchPath, err)}
 }
 
 // change passes on one change after the snapshot, keeping known current.
@@ -255,10 +327,10 @@ func (w *watcher) change(ev WatchEvent) error {
 	return w.emit(ev)
 }
 
-// resync tells the caller how the server's current set (names, in order;
-// set, its members — names may hold more) differs from what it knows, then
-// SYNCED.
-func (w *watcher) resync(names []string, set map[string]struct{}) error {
+// resync tells the caller how the source's current set (names, in order;
+// set, its members with their documents where known — names may hold
+// more) differs from what it knows, then SYNCED.
+func (w *watcher) resync(names []string, set map[string]*Item) error {
 	var gone []string
 	for n := range w.known {
 		if _, ok := set[n]; !ok {
@@ -273,14 +345,15 @@ func (w *watcher) resync(names []string, set map[string]struct{}) error {
 		}
 	}
 	for _, n := range names {
-		if _, ok := set[n]; !ok {
+		it, ok := set[n]
+		if !ok {
 			continue
 		}
 		if _, ok := w.known[n]; ok {
 			continue
 		}
 		w.known[n] = struct{}{}
-		if err := w.emit(WatchEvent{Type: Added, Name: n}); err != nil {
+		if err := w.emit(WatchEvent{Type: Added, Name: n, Item: it}); err != nil {
 			return err
 		}
 	}
@@ -294,20 +367,20 @@ func (w *watcher) emit(ev WatchEvent) error {
 	return nil
 }
 
-// poll is Watch for servers that do not stream: list, report the
-// differences, wait, again.
+// poll is Follow for sources that do not stream: list, report the
+// differences, wait the poll interval (the same every time), again.
 func (w *watcher) poll(ctx context.Context) error {
 	for {
-		names, err := w.c.List(ctx)
+		names, err := w.s.List(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case err != nil:
-			w.c.log.Warn("watch: listing the items failed; trying again at the next poll", "err", err, "interval", w.c.pollInterval)
+			w.f.Log.Warn("watch: listing the items failed; trying again at the next poll", "source", w.f.Where, "err", err, "interval", w.f.PollInterval)
 		default:
-			set := make(map[string]struct{}, len(names))
+			set := make(map[string]*Item, len(names))
 			for _, n := range names {
-				set[n] = struct{}{}
+				set[n] = nil
 			}
 			if err := w.resync(names, set); err != nil {
 				var he *handlerError
@@ -317,7 +390,7 @@ func (w *watcher) poll(ctx context.Context) error {
 				return err
 			}
 		}
-		if sleep(ctx, w.c.pollInterval) != nil {
+		if sleep(ctx, w.f.PollInterval) != nil {
 			return ctx.Err()
 		}
 	}

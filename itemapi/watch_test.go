@@ -38,6 +38,10 @@ func (r *recorder) handle(ev itemapi.WatchEvent) error {
 	r.mu.Lock()
 	block := r.block
 	r.block = nil
+	if ev.Item != nil && (ev.Type != itemapi.Added || ev.Item.Name != ev.Name) {
+		r.violations = append(r.violations, "a document that is not the ADDED item's: "+ev.Name)
+	}
+	ev.Item = nil // the recorded events compare by type and name
 	r.events = append(r.events, ev)
 	switch ev.Type {
 	case itemapi.Added:
@@ -603,4 +607,41 @@ func noClientGoroutines(t *testing.T) {
 		stacks = string(buf[:runtime.Stack(buf, true)])
 		return !strings.Contains(stacks, "itemapi.(*watcher)") && !strings.Contains(stacks, "itemapi.(*Client)")
 	})
+}
+
+// An ADDED event may carry the item's document; Watch passes it on (with
+// its kind filled in) and drops one that names another item.
+func TestWatchPassesItemDocuments(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		fmt.Fprintln(w, `{"type":"SYNCED"}`)
+		fmt.Fprintln(w, `{"type":"ADDED","name":"a","item":{"data":{"x":1}}}`)
+		fmt.Fprintln(w, `{"type":"ADDED","name":"b","item":{"name":"other","data":{}}}`)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	c, err := itemapi.NewClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []itemapi.WatchEvent
+	err = c.Watch(ctx, func(ev itemapi.WatchEvent) error {
+		got = append(got, ev)
+		if len(got) == 3 {
+			return errors.New("enough")
+		}
+		return nil
+	})
+	if err == nil || err.Error() != "enough" {
+		t.Fatalf("Watch: %v (events %+v)", err, got)
+	}
+	if a := got[1]; a.Name != "a" || a.Item == nil || a.Item.Name != "a" || a.Item.Kind != itemapi.KindItem || string(a.Item.Data) != `{"x":1}` {
+		t.Fatalf("a: %+v item %+v", a, a.Item)
+	}
+	if b := got[2]; b.Name != "b" || b.Item != nil {
+		t.Fatalf("b must lose its mismatched document: %+v item %+v", b, b.Item)
+	}
 }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/itemq/itemq/internal/queue"
+	"github.com/itemq/itemq/internal/runner"
 	"github.com/itemq/itemq/internal/testutil"
 )
 
@@ -42,7 +42,7 @@ func BenchmarkDispatchLatency(b *testing.B) {
 			name := fmt.Sprintf("r%d-%04d", it, i)
 			tmp := filepath.Join(root, "."+name)
 			_ = os.WriteFile(tmp, []byte("x"), 0o644)
-			created[queue.JobName("default", name)] = time.Now()
+			created[runner.JobName("default", name)] = time.Now()
 			if err := os.Rename(tmp, filepath.Join(root, name)); err != nil {
 				b.Fatal(err)
 			}

@@ -15,7 +15,7 @@ import (
 
 	"gocloud.dev/blob"
 
-	"github.com/itemq/itemq/internal/blobs"
+	"github.com/itemq/itemq/internal/bucket"
 	"github.com/itemq/itemq/internal/executor"
 	"github.com/itemq/itemq/internal/testutil"
 	"github.com/itemq/itemq/internal/testutil/servers"
@@ -35,12 +35,12 @@ func TestBucketThumbnails(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	inURL, outURL := srv.NewBucket(t), srv.NewBucket(t)
-	in, err := blobs.Open(ctx, inURL)
+	in, err := bucket.Open(ctx, inURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	out, err := blobs.Open(ctx, outURL)
+	out, err := bucket.Open(ctx, outURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,8 +63,13 @@ func TestBucketThumbnails(t *testing.T) {
 
 	amb := testutil.StartServer(t, testutil.Binary(t, "ambassadors/bucket"), "ITEMQ_ADDR", append(srv.Env(),
 		"BUCKET_URL="+inURL, "BUCKET_PREFIX=clips/", "BUCKET_PATTERN=*.mp4", "BUCKET_POLL_INTERVAL=200ms")...)
+	allow, err := itemapi.JoinObjectURL(inURL, "clips/")
+	if err != nil {
+		t.Fatal(err)
+	}
 	mgrEnv := append(srv.Env(),
 		"MANAGER_SOURCE="+amb.URL(),
+		"MANAGER_INPUT_ALLOW="+allow,
 		"MANAGER_COMMAND="+testutil.Binary(t, "executors/thumbnail"),
 		"MANAGER_STATE_DIR="+filepath.Join(t.TempDir(), "state"),
 		"MANAGER_MAX_ACTIVE=2",

@@ -24,7 +24,9 @@ import (
 // every start (and whether the item's _SUCCESS.json already existed, which
 // must never happen) and every completion, fails on the first attempt for
 // items whose name starts with "flaky", and fails permanently (code 3,
-// listed in SCRIPT_PERMANENT_EXIT_CODES) for items starting with "bad".
+// listed in SCRIPT_PERMANENT_EXIT_CODES) for items starting with "bad"
+// until $LOG_DIR/fixed exists, and for items whose data holds
+// "fail":true; items starting with "slow" run for a minute.
 const userScript = `#!/bin/sh
 set -eu
 key="$ITEM_NAME"
@@ -34,8 +36,10 @@ echo "$ITEM_NAME $seen" >> "$LOG_DIR/starts.log"
 case "$ITEM_NAME" in
 flaky*)
   if mkdir "$LOG_DIR/first-$ITEM_NAME" 2>/dev/null; then exit 1; fi ;;
-bad*) exit 3 ;;
+bad*) [ -e "$LOG_DIR/fixed" ] || exit 3 ;;
+slow*) sleep 60 ;;
 esac
+if grep -q '"fail":true' "$WORK_ITEM_FILE"; then exit 3; fi
 sleep "${WORK_SECONDS:-0}"
 cp "$WORK_ITEM_FILE" "$OUTPUT_DIR/item.json"
 echo processed > "$OUTPUT_DIR/result.txt"
@@ -89,6 +93,7 @@ func (r *rig) manager(env ...string) *testutil.Process {
 	cmd, _ := json.Marshal([]string{script, "--", r.script})
 	base := []string{
 		"MANAGER_SOURCE=" + r.amb.URL(),
+		"MANAGER_INPUT_ALLOW=file://" + r.root + "/",
 		"MANAGER_COMMAND=" + string(cmd),
 		"MANAGER_STATE_DIR=" + r.state,
 		"MANAGER_MAX_ACTIVE=4",
@@ -102,6 +107,21 @@ func (r *rig) manager(env ...string) *testutil.Process {
 		"MANAGER_JOB_ENV_OUT_ROOT=" + r.out,
 	}
 	return testutil.StartServer(r.t, testutil.Binary(r.t, "manager"), "MANAGER_ADDR", append(append(base, r.extraEnv...), env...)...)
+}
+
+// starts counts the user script's starts per item, and reports an item that
+// ran after it had succeeded (its _SUCCESS.json existed).
+func (r *rig) starts() map[string]int {
+	r.t.Helper()
+	starts := map[string]int{}
+	for _, l := range readLines(r.t, filepath.Join(r.logs, "starts.log")) {
+		name, seen, _ := strings.Cut(l, " ")
+		starts[name]++
+		if seen == "yes" {
+			r.t.Errorf("%s ran after it had succeeded", name)
+		}
+	}
+	return starts
 }
 
 func readLines(t *testing.T, path string) []string {
@@ -177,14 +197,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("%s: no outputs under %s", n, r.out)
 		}
 	}
-	starts := map[string]int{}
-	for _, l := range readLines(t, filepath.Join(r.logs, "starts.log")) {
-		name, seen, _ := strings.Cut(l, " ")
-		starts[name]++
-		if seen == "yes" {
-			t.Errorf("%s ran after it had succeeded", name)
-		}
-	}
+	starts := r.starts()
 	for _, n := range flaky {
 		if starts[n] != 2 {
 			t.Errorf("flaky %s started %d times, want 2", n, starts[n])
@@ -231,11 +244,7 @@ func TestKilledManager(t *testing.T) {
 	}
 	r.manager()
 	r.waitArchived(all, nil, 3*time.Minute)
-	for _, l := range readLines(t, filepath.Join(r.logs, "starts.log")) {
-		if name, seen, _ := strings.Cut(l, " "); seen == "yes" {
-			t.Errorf("%s ran after it had succeeded", name)
-		}
-	}
+	r.starts()
 	for _, n := range all {
 		if !exists(filepath.Join(r.out, n, "_SUCCESS.json")) {
 			t.Errorf("%s: no _SUCCESS.json", n)
@@ -371,4 +380,64 @@ func getJSON(t *testing.T, url string, v any) {
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// What a hostile submitter tried (issue 13): jobs whose data names the
+// executor's secrets or an internal URL. Each job is dead-lettered at once
+// (exit 2, no retry), the user's script never runs, nothing of those
+// inputs reaches the outputs, and the job's log says which setting refused
+// it.
+func TestHostileInputsRefused(t *testing.T) {
+	r := newRig(t, "DIR_SUBMIT=true", "DIR_DATA=json")
+	mgr := r.manager("MANAGER_TOKEN=tok")
+	jobs, err := itemapi.NewJobsClient(mgr.URL(), itemapi.WithBearerToken("tok"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var items []string
+	for _, data := range []string{
+		`{"url":"file:///etc/passwd"}`,
+		`{"path":"/proc/self/environ"}`,
+		`{"url":"file://` + r.root + `/../state/x"}`,
+		`{"url":"` + mgr.URL() + `/v1/summary"}`,
+	} {
+		st, err := jobs.Submit(ctx, json.RawMessage(data))
+		if err != nil {
+			t.Fatalf("submit %s: %v", data, err)
+		}
+		items = append(items, st.Item)
+	}
+	for _, it := range items {
+		testutil.Eventually(t, time.Minute, it+" dead", func() error {
+			st, err := jobs.Get(ctx, it)
+			if err != nil || st.State != itemapi.StateDead {
+				return fmt.Errorf("%+v %v", st, err)
+			}
+			if st.Attempts != 1 {
+				t.Errorf("%s: %d attempts, want 1 (a refused input is not retried)", it, st.Attempts)
+			}
+			return nil
+		})
+		rc, err := jobs.Logs(ctx, it, 0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log, _ := io.ReadAll(rc)
+		rc.Close()
+		if !strings.Contains(string(log), "EXECUTOR_INPUT_ALLOW") {
+			t.Errorf("%s: the log does not name the setting:\n%s", it, log)
+		}
+	}
+	if starts := r.starts(); len(starts) != 0 {
+		t.Errorf("the user's script ran: %v", starts)
+	}
+	filepath.WalkDir(r.out, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), "root:") || strings.Contains(string(b), "MANAGER_") {
+				t.Errorf("%s holds what the item named", p)
+			}
+		}
+		return nil
+	})
 }

@@ -2,6 +2,6 @@
 // one job per item through a runner. See the README.
 package main
 
-import "github.com/itemq/itemq/internal/queue/managercmd"
+import "github.com/itemq/itemq/internal/manager/managercmd"
 
 func main() { managercmd.Main() }

@@ -87,6 +87,10 @@ func TestS3(t *testing.T) {
 		for _, w := range want {
 			select {
 			case ev := <-events:
+				if ev.Item != nil && (ev.Type != itemapi.Added || ev.Item.Name != ev.Name) {
+					t.Fatalf("watch event %v carries the document of %q", ev, ev.Item.Name)
+				}
+				ev.Item = nil // compared by type and name
 				if ev != w {
 					t.Fatalf("watch event %v, want %v", ev, w)
 				}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/itemq/itemq/internal/queue"
+	"github.com/itemq/itemq/internal/runner"
 	"github.com/itemq/itemq/internal/testutil"
 	"github.com/itemq/itemq/itemapi"
 )
@@ -93,7 +93,7 @@ func (p *pipeline) done(name string) bool {
 // itemCopy is where the executor's copy of an item's document lands.
 func (p *pipeline) itemCopy(name string) string {
 	if p.marks != "" {
-		return filepath.Join(p.marks, queue.JobName("kafka-e2e", name)+".json")
+		return filepath.Join(p.marks, runner.JobName("kafka-e2e", name)+".json")
 	}
 	return filepath.Join(p.out, filepath.FromSlash(itemapi.ItemKey(name)), "item.json")
 }

@@ -87,6 +87,11 @@ func TestRoutesAndErrors(t *testing.T) {
 		{"GET", "/v1/items?limit=x", "", 400, itemapi.ReasonBadRequest},
 		{"GET", "/v1/items?watch=maybe", "", 400, itemapi.ReasonBadRequest},
 		{"GET", "/v1/items?continue=***", "", 400, itemapi.ReasonBadRequest},
+		{"GET", "/v1/items?continue=zzzz", "", 400, itemapi.ReasonBadRequest},
+		{"GET", "/v1/items?continue=%zz", "", 400, itemapi.ReasonBadRequest},
+		{"GET", "/v1/items?limit=%zz", "", 400, itemapi.ReasonBadRequest},
+		{"DELETE", "/v1/items/z?outcome=%zz", "", 400, itemapi.ReasonBadRequest},
+		{"GET", "/v1/items?limit=1&continue=YQ", "", 400, itemapi.ReasonBadRequest},
 		{"GET", "/v1/items/a%00b", "", 400, itemapi.ReasonBadRequest},
 		{"PUT", "/v1/items/z", "", 405, itemapi.ReasonMethodNotAllowed},
 		{"POST", "/v1/items", "not json", 400, itemapi.ReasonBadRequest},
@@ -165,9 +170,11 @@ func TestWatchStream(t *testing.T) {
 		t.Fatalf("second event %v", ev)
 	}
 	start := time.Now()
-	_ = d.Put("second", json.RawMessage(`{}`))
-	if ev := next(); ev != (itemapi.WatchEvent{Type: itemapi.Added, Name: "second"}) {
-		t.Fatalf("third event %v", ev)
+	_ = d.Put("second", json.RawMessage(`{"n":2}`))
+	// After the snapshot, ADDED carries the item's document (no GET needed).
+	if ev := next(); ev.Type != itemapi.Added || ev.Name != "second" || ev.Item == nil ||
+		ev.Item.Name != "second" || string(ev.Item.Data) != `{"n":2}` {
+		t.Fatalf("third event %+v (item %+v)", ev, ev.Item)
 	}
 	if time.Since(start) > time.Second {
 		t.Fatalf("event took %v", time.Since(start))

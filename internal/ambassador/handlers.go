@@ -4,15 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/itemq/itemq/internal/httpapi"
 	"github.com/itemq/itemq/internal/source"
 	"github.com/itemq/itemq/itemapi"
 )
@@ -21,7 +19,10 @@ import (
 const NDJSONContentType = "application/x-ndjson"
 
 func (s *server) handleList(c echo.Context) error {
-	q := c.Request().URL.Query()
+	q, err := httpapi.Query(c.Request())
+	if err != nil {
+		return err
+	}
 	if w := q.Get("watch"); w != "" {
 		watch, err := strconv.ParseBool(w)
 		if err != nil {
@@ -59,13 +60,9 @@ func (s *server) handleGet(c echo.Context) error {
 }
 
 func (s *server) handleSubmit(c echo.Context) error {
-	limit := s.src.MaxSubmitBytes()
-	body, err := io.ReadAll(io.LimitReader(c.Request().Body, limit+1))
+	body, err := httpapi.ReadBody(c.Response(), c.Request(), s.src.MaxSubmitBytes())
 	if err != nil {
-		return itemapi.NewStatus(itemapi.ReasonBadRequest, "read body: %v", err)
-	}
-	if int64(len(body)) > limit {
-		return itemapi.NewStatus(itemapi.ReasonTooLarge, "body is more than the limit of %d bytes", limit)
+		return err
 	}
 	it, err := s.src.Submit(c.Request().Context(), body)
 	if err != nil {
@@ -81,7 +78,11 @@ func (s *server) handleAck(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	raw := c.QueryParam("outcome")
+	q, err := httpapi.Query(c.Request())
+	if err != nil {
+		return err
+	}
+	raw := q.Get("outcome")
 	if raw == "" {
 		raw = string(itemapi.Succeeded)
 	}
@@ -96,6 +97,20 @@ func (s *server) handleAck(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
+func (s *server) handleRedrive(c echo.Context) error {
+	name, err := httpapi.PathName(c.Request(), "/v1/redrive/")
+	if err != nil {
+		return err
+	}
+	it, err := s.src.Redrive(c.Request().Context(), name)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Location", itemapi.ItemPath(it.Name))
+	s.log.Info("item redriven", "item", name, "as", it.Name)
+	return writeJSON(c, http.StatusOK, it)
+}
+
 func (s *server) handleWatch(c echo.Context) error {
 	// Watch streams end when the client goes, or when the server shuts down.
 	ctx, cancel := context.WithCancel(c.Request().Context())
@@ -103,6 +118,12 @@ func (s *server) handleWatch(c echo.Context) error {
 	stop := context.AfterFunc(s.shutdown, cancel)
 	defer stop()
 
+	release, err := s.watchers.Acquire()
+	if err != nil {
+		s.metrics.watchRefused.Inc()
+		return err
+	}
+	defer release()
 	events, err := s.src.Watch(ctx)
 	if err != nil {
 		return err
@@ -111,8 +132,9 @@ func (s *server) handleWatch(c echo.Context) error {
 	defer s.metrics.watchClients.Dec()
 
 	w := c.Response()
-	// A watch is long-lived: lift the server's write deadline for it.
-	_ = http.NewResponseController(w.Writer).SetWriteDeadline(time.Time{})
+	// A watch is long-lived: lift the server's read and write deadlines
+	// (the read deadline would otherwise cancel it after ITEMQ_READ_TIMEOUT).
+	httpapi.LongLived(w.Writer)
 	w.Header().Set(echo.HeaderContentType, NDJSONContentType)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -131,6 +153,23 @@ func (s *server) handleWatch(c echo.Context) error {
 	}
 	hb := time.NewTicker(s.heartbeat)
 	defer hb.Stop()
+	// After the snapshot, an ADDED event carries the item's document, so
+	// that the reader needs no GET to start its job (one round trip less
+	// per new item). The snapshot stays names only, to start fast.
+	synced := false
+	encode := func(ev itemapi.WatchEvent) error {
+		switch {
+		case ev.Type == itemapi.Synced:
+			synced = true
+		case ev.Type == itemapi.Added && synced:
+			// Only small documents ride along: a watch line is at most
+			// itemapi.MaxWatchLineBytes; a larger item is fetched by GET.
+			if it, err := s.src.Get(ctx, ev.Name); err == nil && len(it.Data)+len(it.Name) <= itemapi.MaxWatchLineBytes/2 {
+				ev.Item = it
+			}
+		}
+		return enc.Encode(ev)
+	}
 	for {
 		select {
 		case ev, ok := <-events:
@@ -138,7 +177,7 @@ func (s *server) handleWatch(c echo.Context) error {
 				flush()
 				return nil
 			}
-			if enc.Encode(ev) != nil {
+			if encode(ev) != nil {
 				return nil
 			}
 			// Batch whatever else is ready before flushing.
@@ -150,7 +189,7 @@ func (s *server) handleWatch(c echo.Context) error {
 						flush()
 						return nil
 					}
-					if enc.Encode(ev) != nil {
+					if encode(ev) != nil {
 						return nil
 					}
 				default:
@@ -187,19 +226,7 @@ func (s *server) handleReadyz(c echo.Context) error {
 // itemName reads the item name from the request path: everything after
 // /v1/items/, path-unescaped (so %2F is a "/" inside the name).
 func itemName(c echo.Context) (string, error) {
-	raw := c.Request().URL.EscapedPath()
-	rest, ok := strings.CutPrefix(raw, "/v1/items/")
-	if !ok {
-		return "", itemapi.NewStatus(itemapi.ReasonNotFound, "no such route")
-	}
-	name, err := url.PathUnescape(rest)
-	if err != nil {
-		return "", itemapi.NewStatus(itemapi.ReasonBadRequest, "item name %q: bad escaping", rest)
-	}
-	if err := itemapi.ValidateName(name); err != nil {
-		return "", itemapi.NewStatus(itemapi.ReasonBadRequest, "%v", err)
-	}
-	return name, nil
+	return httpapi.PathName(c.Request(), "/v1/items/")
 }
 
 func writeJSON(c echo.Context, code int, v any) error {

@@ -16,6 +16,7 @@ type metrics struct {
 	requests     *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
 	watchClients prometheus.Gauge
+	watchRefused prometheus.Counter
 }
 
 func newMetrics(binary string, src *source.Source) *metrics {
@@ -34,8 +35,12 @@ func newMetrics(binary string, src *source.Source) *metrics {
 			Name: "itemq_ambassador_watch_clients",
 			Help: "Open watch streams.",
 		}),
+		watchRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "itemq_ambassador_watch_refused_total",
+			Help: "Watch streams refused (503) because ITEMQ_MAX_WATCHERS were open.",
+		}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.watchClients,
+	m.reg.MustRegister(m.requests, m.latency, m.watchClients, m.watchRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		BuildInfo(binary),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -48,6 +53,9 @@ func newMetrics(binary string, src *source.Source) *metrics {
 			return -1
 		}),
 	)
+	for _, c := range src.Collectors() {
+		m.reg.MustRegister(c)
+	}
 	return m
 }
 

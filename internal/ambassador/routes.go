@@ -11,6 +11,7 @@ func (s *server) routes(e *echo.Echo) {
 	e.POST("/v1/items", s.handleSubmit)
 	e.GET("/v1/items/*", s.handleGet)
 	e.DELETE("/v1/items/*", s.handleAck)
+	e.POST("/v1/redrive/*", s.handleRedrive)
 	e.GET("/healthz", s.handleHealthz)
 	e.GET("/readyz", s.handleReadyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))

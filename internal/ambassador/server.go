@@ -32,6 +32,8 @@ type Config struct {
 	LogFormat       string        `env:"ITEMQ_LOG_FORMAT" envDefault:"json"`
 	Heartbeat       time.Duration `env:"ITEMQ_WATCH_HEARTBEAT" envDefault:"15s"`
 	ShutdownTimeout time.Duration `env:"ITEMQ_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	// Server bounds slow and idle clients and watch streams.
+	httpapi.ServerConfig
 }
 
 // OpenFunc opens an ambassador's source from its environment. The source
@@ -59,6 +61,9 @@ func Run(ctx context.Context, binary string, args, environ []string, stdout, std
 	if cfg.Heartbeat <= 0 {
 		return config.Invalid(fmt.Errorf("ITEMQ_WATCH_HEARTBEAT=%v: must be positive", cfg.Heartbeat))
 	}
+	if err := cfg.ServerConfig.Validate(); err != nil {
+		return config.Invalid(err)
+	}
 	log, err := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return config.Invalid(err)
@@ -82,13 +87,11 @@ func Run(ctx context.Context, binary string, args, environ []string, stdout, std
 // connections are refused, watch streams end, requests in flight finish
 // within cfg.ShutdownTimeout.
 func Serve(ctx context.Context, ln net.Listener, src *source.Source, log *slog.Logger, binary string, cfg Config) error {
-	h, shutdownWatches := NewHandler(src, log, binary, cfg.Heartbeat)
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	if cfg.ServerConfig == (httpapi.ServerConfig{}) {
+		cfg.ServerConfig = httpapi.DefaultServerConfig()
 	}
+	h, shutdownWatches := NewHandler(src, log, binary, cfg.Heartbeat, WithMaxWatchers(cfg.MaxWatchers))
+	srv := httpapi.NewServer(h, cfg.ServerConfig, log)
 	log.Info("listening", "addr", ln.Addr().String(), "version", version.Version)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -110,6 +113,7 @@ func Serve(ctx context.Context, ln net.Listener, src *source.Source, log *slog.L
 }
 
 type server struct {
+	watchers  *httpapi.Limiter
 	src       *source.Source
 	log       *slog.Logger
 	metrics   *metrics
@@ -117,11 +121,24 @@ type server struct {
 	shutdown  context.Context
 }
 
+// HandlerOption configures NewHandler.
+type HandlerOption func(*server)
+
+// WithMaxWatchers caps the open watch streams (default
+// httpapi.DefaultServerConfig().MaxWatchers); past it a watch is a 503.
+func WithMaxWatchers(n int) HandlerOption {
+	return func(s *server) { s.watchers = httpapi.NewLimiter(n, "ITEMQ_MAX_WATCHERS") }
+}
+
 // NewHandler returns the ambassador's HTTP handler over src, and a function
 // that ends every watch stream (for shutdown).
-func NewHandler(src *source.Source, log *slog.Logger, binary string, heartbeat time.Duration) (http.Handler, func()) {
+func NewHandler(src *source.Source, log *slog.Logger, binary string, heartbeat time.Duration, opts ...HandlerOption) (http.Handler, func()) {
 	shutdown, cancel := context.WithCancel(context.Background())
 	s := &server{src: src, log: log, metrics: newMetrics(binary, src), heartbeat: heartbeat, shutdown: shutdown}
+	WithMaxWatchers(httpapi.DefaultServerConfig().MaxWatchers)(s)
+	for _, o := range opts {
+		o(s)
+	}
 	e := httpapi.New(log)
 	e.Use(s.observe)
 	s.routes(e)

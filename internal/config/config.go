@@ -4,8 +4,11 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 
@@ -105,4 +108,31 @@ func WithPrefix(environ []string, prefix string) map[string]string {
 		}
 	}
 	return out
+}
+
+// ClientTLS is the TLS configuration of a client from the usual settings
+// <prefix>TLS_CA_FILE (PEM roots; empty: the system's), <prefix>TLS_CERT_FILE
+// and <prefix>TLS_KEY_FILE (a client certificate) and
+// <prefix>TLS_INSECURE_SKIP_VERIFY; errors name the setting at fault.
+func ClientTLS(prefix, caFile, certFile, keyFile string, insecure bool) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure} //nolint:gosec // opt-in by <prefix>TLS_INSECURE_SKIP_VERIFY
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("%sTLS_CA_FILE: %w", prefix, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%sTLS_CA_FILE=%s: no PEM certificate in it", prefix, caFile)
+		}
+		tc.RootCAs = pool
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%sTLS_CERT_FILE/%sTLS_KEY_FILE: %w", prefix, prefix, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }

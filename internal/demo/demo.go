@@ -14,12 +14,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/itemq/itemq/internal/sysproc"
 )
 
 // Options of a demo run.
@@ -70,6 +73,8 @@ func Run(ctx context.Context, o Options) error {
 	defer amb.stop()
 	mgr, err := startServer(ctx, filepath.Join(o.Bin, "itemq-manager"), filepath.Join(logs, "itemq-manager.log"), "MANAGER_ADDR",
 		"MANAGER_SOURCE=http://"+amb.addr,
+		// Executors read only the videos the ambassador watches.
+		"MANAGER_INPUT_ALLOW="+(&url.URL{Scheme: "file", Path: videos + "/"}).String(),
 		"MANAGER_COMMAND="+filepath.Join(o.Bin, "itemq-thumbnail"),
 		"MANAGER_STATE_DIR="+state,
 		"MANAGER_JOB_ENV_OUTPUT_URL=file://"+filepath.Join(out, "thumbs"),
@@ -82,6 +87,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer mgr.stop()
 	fmt.Fprintf(o.Out, "ambassador http://%s  manager http://%s  (logs in %s)\n", amb.addr, mgr.addr, logs)
+	fmt.Fprintf(o.Out, "dashboard: http://%s/ui/  (up while the demo runs; WATCH=1 keeps it)\n", mgr.addr)
 
 	p := &progress{out: o.Out, tty: o.TTY}
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -202,7 +208,7 @@ func startServer(ctx context.Context, bin, logPath, addrVar string, env ...strin
 	cmd := exec.Command(bin)
 	cmd.Env = append(append(os.Environ(), addrVar+"=127.0.0.1:0"), env...)
 	// The servers stop with the demo, even when it is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = sysproc.Child(true, syscall.SIGTERM)
 	r, wpipe := io.Pipe()
 	cmd.Stderr = io.MultiWriter(f, wpipe)
 	cmd.Stdout = f

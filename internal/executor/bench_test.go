@@ -68,30 +68,26 @@ func timed(b *testing.B, cmd *exec.Cmd) (wall, cpu time.Duration) {
 // alone, in turn, one round per iteration (use -benchtime 40x). Reports the
 // means and the executor's overhead over /bin/true (target: at most 20 ms),
 // and, to tell where it goes: an empty Go program, a Go program that only
-// runs /bin/true (go-spawn: the floor of any Go executor), and
-// in the file-upload mode `itemq-blob --version` (the start of the bucket
-// helper, which links gocloud.dev/blob and the S3, GCS and Azure SDKs).
-// The file-upload mode (OUTPUT_URL=file://…, EXECUTOR_FORCE=true) starts
-// that helper once per run: it checks for _SUCCESS.json and writes it.
+// runs /bin/true (go-spawn: the floor of any Go executor). The file-upload
+// mode (OUTPUT_URL=file://…, EXECUTOR_FORCE=true) checks for _SUCCESS.json
+// and writes it, in process.
 func BenchmarkScriptOverhead(b *testing.B) {
 	bin := testutil.Binary(b, "executors/script")
 	hello, spawn := goHello(b), goSpawn(b)
-	helper := filepath.Join(filepath.Dir(bin), "itemq-blob") // built next to the executor
 	for _, mode := range []struct {
-		name   string
-		env    func(b *testing.B) []string
-		helper bool // also time the helper's start (only here: a 46 MB binary in the loop slows the others down)
+		name string
+		env  func(b *testing.B) []string
 	}{
-		{"no-upload", func(b *testing.B) []string { return []string{"OUTPUT_DIR=" + b.TempDir()} }, false},
+		{"no-upload", func(b *testing.B) []string { return []string{"OUTPUT_DIR=" + b.TempDir()} }},
 		{"file-upload", func(b *testing.B) []string {
 			return []string{"OUTPUT_URL=file://" + b.TempDir(), "EXECUTOR_FORCE=true"}
-		}, true},
+		}},
 	} {
 		b.Run(mode.name, func(b *testing.B) {
 			item := b.TempDir() + "/item.json"
 			os.WriteFile(item, []byte(`{"kind":"Item","apiVersion":"v1","name":"bench","data":{"n":1}}`), 0o644)
 			env := append(append(baseEnv(), "WORK_ITEM_FILE="+item, "EXECUTOR_LOG_LEVEL=warn"), mode.env(b)...)
-			var exWall, exCPU, trWall, trCPU, goWall, goCPU, spWall, spCPU, hlWall, hlCPU time.Duration
+			var exWall, exCPU, trWall, trCPU, goWall, goCPU, spWall, spCPU time.Duration
 			n := 0
 			for b.Loop() {
 				c := exec.Command(bin, "--", "/bin/true")
@@ -104,10 +100,6 @@ func BenchmarkScriptOverhead(b *testing.B) {
 				goWall, goCPU = goWall+w, goCPU+u
 				w, u = timed(b, exec.Command(spawn, "/bin/true"))
 				spWall, spCPU = spWall+w, spCPU+u
-				if mode.helper {
-					w, u = timed(b, exec.Command(helper, "--version"))
-					hlWall, hlCPU = hlWall+w, hlCPU+u
-				}
 				n++
 			}
 			ms := func(d time.Duration) float64 { return float64(d) / float64(n) / 1e6 }
@@ -121,10 +113,6 @@ func BenchmarkScriptOverhead(b *testing.B) {
 			b.ReportMetric(ms(goCPU), "go-empty-cpu-ms")
 			b.ReportMetric(ms(spWall-trWall), "go-spawn-overhead-wall-ms")
 			b.ReportMetric(ms(spCPU-trCPU), "go-spawn-overhead-cpu-ms")
-			if mode.helper {
-				b.ReportMetric(ms(hlWall), "helper-start-wall-ms")
-				b.ReportMetric(ms(hlCPU), "helper-start-cpu-ms")
-			}
 		})
 	}
 }

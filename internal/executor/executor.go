@@ -8,11 +8,8 @@
 // Each executor's main.go is one call to Main with the constructor of its
 // Step (see executors/script and executors/thumbnail).
 //
-// The package links no cloud SDK: bucket I/O goes through a
-// storage.Storage, by default a blobclient.Client, which runs it in an
-// itemq-blob helper process started on the run's first bucket operation.
-// Runs that touch no bucket (HTTP or local input, no OUTPUT_URL) start no
-// helper.
+// Bucket I/O (s3://, gs://, azblob://, file://, mem://) is done in the
+// executor's own process through internal/bucket.
 package executor
 
 import (
@@ -21,12 +18,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/itemq/itemq/internal/config"
-	"github.com/itemq/itemq/internal/executor/blobclient"
-	"github.com/itemq/itemq/internal/executor/storage"
 	"github.com/itemq/itemq/internal/logging"
 	"github.com/itemq/itemq/internal/version"
 	"github.com/itemq/itemq/itemapi"
@@ -56,9 +54,15 @@ type Config struct {
 	FetchBackoff      time.Duration `env:"EXECUTOR_FETCH_BACKOFF" envDefault:"500ms"`
 	UploadConcurrency int           `env:"EXECUTOR_UPLOAD_CONCURRENCY" envDefault:"4"`
 	WorkDir           string        `env:"EXECUTOR_WORK_DIR"`
-	BlobHelper        string        `env:"EXECUTOR_BLOB_HELPER"`
-	LogLevel          string        `env:"EXECUTOR_LOG_LEVEL" envDefault:"info"`
-	LogFormat         string        `env:"EXECUTOR_LOG_FORMAT" envDefault:"json"`
+	// InputAllow: where data.url and data.path may read (inputallow.go).
+	InputAllow string `env:"EXECUTOR_INPUT_ALLOW"`
+	// BlobHelper is deprecated and ignored: bucket I/O no longer runs in
+	// a helper process. A run that sets it logs a warning.
+	BlobHelper string `env:"EXECUTOR_BLOB_HELPER"`
+	LogLevel   string `env:"EXECUTOR_LOG_LEVEL" envDefault:"info"`
+	LogFormat  string `env:"EXECUTOR_LOG_FORMAT" envDefault:"json"`
+
+	inputs inputPolicy // InputAllow, parsed by check
 }
 
 func (c *Config) check() error {
@@ -83,6 +87,11 @@ func (c *Config) check() error {
 	}
 	if c.UploadConcurrency < 1 {
 		errs = append(errs, fmt.Sprintf("EXECUTOR_UPLOAD_CONCURRENCY=%d: must be at least 1", c.UploadConcurrency))
+	}
+	if p, err := parseInputAllow(c.InputAllow); err != nil {
+		errs = append(errs, err.Error())
+	} else {
+		c.inputs = p
 	}
 	if c.InputFile != "" && c.InputDir == "" {
 		errs = append(errs, "INPUT_FILE is set without INPUT_DIR (it names a file of INPUT_DIR)")
@@ -137,28 +146,22 @@ func (r *Run) Command(path string, args ...string) *Command {
 	return &Command{Path: path, Args: args, Env: r.Env, Grace: r.Grace, Log: r.Log}
 }
 
-// Options change how MainWith runs an executor. The zero value is what
-// Main (the executor binaries) uses.
-type Options struct {
-	// Storage returns the storage of one run, given the executor's
-	// environment and logger; Main closes it when the run ends. nil: a
-	// blobclient.Client (the itemq-blob helper process, started on the
-	// run's first bucket operation). Tests use an in-process
-	// blobstore.Store, the only way to reach mem:// buckets.
-	Storage func(environ []string, log *slog.Logger) storage.Storage
-}
-
 // Main runs an executor as a process and returns its exit code. args are
 // the command-line arguments without the program name: --version, --help,
 // and "--" followed by the step's arguments. ctx is cancelled on SIGTERM by
 // the caller (see executors/script/main.go).
 func Main(ctx context.Context, binary string, args, environ []string, stdout, stderr io.Writer, newStep NewStep) int {
-	return MainWith(ctx, Options{}, binary, args, environ, stdout, stderr, newStep)
-}
-
-// MainWith is Main with options.
-func MainWith(ctx context.Context, opts Options, binary string, args, environ []string, stdout, stderr io.Writer, newStep NewStep) int {
 	started := time.Now()
+	// When whoever reads our stdout and stderr dies (a manager killed
+	// with SIGKILL), writing a log line must not kill the executor with
+	// SIGPIPE: it would leave the step running, partial uploads in the
+	// bucket and its work directory on disk. With SIGPIPE delivered to a
+	// channel, such a write fails with EPIPE (and the line is lost) and the
+	// shutdown goes on. (signal.Ignore would also work, but an ignored
+	// signal stays ignored in the step's processes; a handled one does not.)
+	sigpipe := make(chan os.Signal, 1)
+	signal.Notify(sigpipe, syscall.SIGPIPE)
+	defer signal.Stop(sigpipe)
 	var stepArgs []string
 	for i, a := range args {
 		if a == "--" {
@@ -209,13 +212,10 @@ func MainWith(ctx context.Context, opts Options, binary string, args, environ []
 		ctx, cancel = context.WithTimeoutCause(ctx, cfg.Timeout, fmt.Errorf("EXECUTOR_TIMEOUT (%v) passed", cfg.Timeout))
 		defer cancel()
 	}
-	newStorage := opts.Storage
-	if newStorage == nil {
-		newStorage = func(environ []string, log *slog.Logger) storage.Storage {
-			return blobclient.New(blobclient.Options{Helper: cfg.BlobHelper, Environ: environ, Log: log, LogLevel: cfg.LogLevel})
-		}
+	if cfg.BlobHelper != "" {
+		log.Warn("EXECUTOR_BLOB_HELPER is deprecated and ignored: bucket I/O runs in the executor itself")
 	}
-	x := &execution{cfg: cfg, binary: binary, environ: environ, step: step, log: log, started: started, newStorage: newStorage}
+	x := &execution{cfg: cfg, binary: binary, environ: environ, step: step, log: log, started: started}
 	err = x.run(ctx)
 	log = x.log
 	code := exitCode(ctx, err)

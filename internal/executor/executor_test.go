@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,10 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/itemq/itemq/internal/blobs/blobstest"
+	"github.com/itemq/itemq/internal/bucket/buckettest"
 	"github.com/itemq/itemq/internal/executor"
-	"github.com/itemq/itemq/internal/executor/blobstore"
-	"github.com/itemq/itemq/internal/executor/storage"
 	"github.com/itemq/itemq/internal/testutil"
 	"github.com/itemq/itemq/itemapi"
 )
@@ -43,14 +40,14 @@ echo run >> "$MARKER"
 // EXECUTOR_FORCE=true runs again.
 func TestBackends(t *testing.T) {
 	bin := scriptBin(t)
-	for _, be := range blobstest.Backends() {
+	for _, be := range buckettest.Backends() {
 		if be.InProcess {
 			continue // TestInProcessMem
 		}
 		t.Run(be.Name, func(t *testing.T) {
 			bucket, env := be.New(t)
 			input := []byte("hello, item\n")
-			blobstest.Put(t, bucket, "inputs/clip 1.txt", input)
+			buckettest.Put(t, bucket, "inputs/clip 1.txt", input)
 			objURL, err := itemapi.JoinObjectURL(bucket, "inputs/clip 1.txt")
 			if err != nil {
 				t.Fatal(err)
@@ -63,13 +60,13 @@ func TestBackends(t *testing.T) {
 
 			r := runBin(t, bin, env, "--", "sh", "-c", upper)
 			r.want(t, 0)
-			if got := string(blobstest.Get(t, bucket, key+"/upper.txt")); got != "HELLO, ITEM\n" {
+			if got := string(buckettest.Get(t, bucket, key+"/upper.txt")); got != "HELLO, ITEM\n" {
 				t.Fatalf("upper.txt = %q", got)
 			}
-			if got := string(blobstest.Get(t, bucket, key+"/env/item_name")); got != name+"\n" {
+			if got := string(buckettest.Get(t, bucket, key+"/env/item_name")); got != name+"\n" {
 				t.Fatalf("ITEM_NAME = %q", got)
 			}
-			m := readManifest(t, blobstest.Get(t, bucket, key+"/_SUCCESS.json"))
+			m := readManifest(t, buckettest.Get(t, bucket, key+"/_SUCCESS.json"))
 			if m.Item != name || m.Key != key || m.Executor != "itemq-script" || m.Version == "" ||
 				m.StartedAt.IsZero() || m.FinishedAt.Before(m.StartedAt) {
 				t.Fatalf("manifest = %+v", m)
@@ -77,7 +74,7 @@ func TestBackends(t *testing.T) {
 			var names []string
 			for _, o := range m.Outputs {
 				names = append(names, o.Name)
-				data := blobstest.Get(t, bucket, key+"/"+o.Name)
+				data := buckettest.Get(t, bucket, key+"/"+o.Name)
 				sum := sha256.Sum256(data)
 				if o.Size != int64(len(data)) || o.SHA256 != hex.EncodeToString(sum[:]) {
 					t.Fatalf("output %s: manifest says %d bytes %s, object is %d bytes %x", o.Name, o.Size, o.SHA256, len(data), sum)
@@ -86,7 +83,7 @@ func TestBackends(t *testing.T) {
 			if want := []string{"env/item_name", "env/work_item_file", "upper.txt"}; !slices.Equal(names, want) {
 				t.Fatalf("manifest outputs %v, want %v", names, want)
 			}
-			if keys := blobstest.Keys(t, bucket, key+"/"); len(keys) != 4 {
+			if keys := buckettest.Keys(t, bucket, key+"/"); len(keys) != 4 {
 				t.Fatalf("objects under the key: %v", keys)
 			}
 
@@ -100,27 +97,25 @@ func TestBackends(t *testing.T) {
 			if got := testutil.ReadFile(t, marker); got != "run\nrun\n" {
 				t.Fatalf("EXECUTOR_FORCE=true did not run the script (marker %q)", got)
 			}
-			readManifest(t, blobstest.Get(t, bucket, key+"/_SUCCESS.json"))
+			readManifest(t, buckettest.Get(t, bucket, key+"/_SUCCESS.json"))
 		})
 	}
 }
 
-// inProcess runs the executor in the test process with an in-process
-// blobstore instead of the itemq-blob helper.
+// inProcess runs the executor in the test process.
 func inProcess(environ []string, stderr io.Writer, step executor.NewStep) int {
-	opts := executor.Options{Storage: func([]string, *slog.Logger) storage.Storage { return blobstore.New() }}
-	return executor.MainWith(context.Background(), opts, "test", nil, environ, io.Discard, stderr, step)
+	return executor.Main(context.Background(), "test", nil, environ, io.Discard, stderr, step)
 }
 
 // mem:// buckets live in one process, so the library is tested in-process.
 func TestInProcessMem(t *testing.T) {
-	for _, be := range blobstest.Backends() {
+	for _, be := range buckettest.Backends() {
 		if !be.InProcess {
 			continue
 		}
 		t.Run(be.Name, func(t *testing.T) {
 			bucket, _ := be.New(t)
-			blobstest.Put(t, bucket, "in/a.txt", []byte("abc"))
+			buckettest.Put(t, bucket, "in/a.txt", []byte("abc"))
 			objURL, _ := itemapi.JoinObjectURL(bucket, "in/a.txt")
 			itemFile := writeItem(t, "a", map[string]any{"url": objURL})
 			runs := 0
@@ -137,15 +132,15 @@ func TestInProcessMem(t *testing.T) {
 					return os.WriteFile(filepath.Join(r.OutputDir, "out.txt"), append(data, '!'), 0o644)
 				}), nil
 			}
-			environ := []string{"WORK_ITEM_FILE=" + itemFile, "OUTPUT_URL=" + bucket}
+			environ := []string{"WORK_ITEM_FILE=" + itemFile, "OUTPUT_URL=" + bucket, "EXECUTOR_INPUT_ALLOW=" + bucket}
 			var stderr bytes.Buffer
 			if code := inProcess(environ, &stderr, step); code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr.String())
 			}
-			if got := string(blobstest.Get(t, bucket, "a/out.txt")); got != "abc!" {
+			if got := string(buckettest.Get(t, bucket, "a/out.txt")); got != "abc!" {
 				t.Fatalf("out.txt = %q", got)
 			}
-			readManifest(t, blobstest.Get(t, bucket, "a/_SUCCESS.json"))
+			readManifest(t, buckettest.Get(t, bucket, "a/_SUCCESS.json"))
 			if code := inProcess(environ, &stderr, step); code != 0 || runs != 1 {
 				t.Fatalf("second run: exit %d, step ran %d times", code, runs)
 			}
@@ -443,7 +438,7 @@ func TestSIGTERMStopsTheChildGroup(t *testing.T) {
 				}
 				return nil
 			})
-			if keys := blobstest.Keys(t, bucket, ""); len(keys) != 0 {
+			if keys := buckettest.Keys(t, bucket, ""); len(keys) != 0 {
 				t.Fatalf("objects after SIGTERM: %v", keys)
 			}
 		})
@@ -457,7 +452,7 @@ func s3HangingOnPut(t *testing.T, suffix string) (bucket string, env []string, b
 	t.Helper()
 	b := make(chan struct{}, 1)
 	release := make(chan struct{})
-	bucket, env = blobstest.FakeS3(t, func(h http.Handler) http.Handler {
+	bucket, env = buckettest.FakeS3(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, suffix) {
 				// Read the body, so that the server notices when the
@@ -497,14 +492,14 @@ func TestSIGTERMDuringUpload(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatalf("the upload of b.bin never started; stderr:\n%s", stderr)
 	}
-	if keys := blobstest.Keys(t, bucket, "up/load/"); !slices.Equal(keys, []string{"up/load/a.bin"}) {
+	if keys := buckettest.Keys(t, bucket, "up/load/"); !slices.Equal(keys, []string{"up/load/a.bin"}) {
 		t.Fatalf("objects during the upload: %v", keys)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	if code := exitCode(t, cmd.Wait()); code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
 	}
-	if keys := blobstest.Keys(t, bucket, ""); len(keys) != 0 {
+	if keys := buckettest.Keys(t, bucket, ""); len(keys) != 0 {
 		t.Fatalf("objects left after SIGTERM: %v\n%s", keys, stderr)
 	}
 }
@@ -515,7 +510,7 @@ func TestReservedOutputName(t *testing.T) {
 	bucket := "file://" + t.TempDir()
 	env := []string{"WORK_ITEM_FILE=" + writeItem(t, "r", map[string]any{}), "OUTPUT_URL=" + bucket}
 	runBin(t, bin, env, "--", "sh", "-c", `mkdir "$OUTPUT_DIR/x"; echo > "$OUTPUT_DIR/x/_SUCCESS.json"`).want(t, 2)
-	if keys := blobstest.Keys(t, bucket, ""); len(keys) != 0 {
+	if keys := buckettest.Keys(t, bucket, ""); len(keys) != 0 {
 		t.Fatalf("objects: %v", keys)
 	}
 }
@@ -529,7 +524,174 @@ func TestFileKeyCollision(t *testing.T) {
 	env := []string{"WORK_ITEM_FILE=" + writeItem(t, "a/b", map[string]any{}), "OUTPUT_URL=file://" + dir}
 	r := runBin(t, bin, env, "--", "sh", "-c", `echo x > "$OUTPUT_DIR/x"`)
 	r.want(t, 2)
-	if keys := blobstest.Keys(t, "file://"+dir, ""); !slices.Equal(keys, []string{"a"}) {
+	if keys := buckettest.Keys(t, "file://"+dir, ""); !slices.Equal(keys, []string{"a"}) {
 		t.Fatalf("objects: %v", keys)
+	}
+}
+
+// The manager that reads the executor's output dies (SIGKILL) and its
+// SIGTERM reaches the executor (Pdeathsig): the next log line goes into a
+// pipe nobody reads. The executor must not die of SIGPIPE, but finish its
+// shutdown: the step (which traps SIGTERM) is killed after EXECUTOR_GRACE,
+// the work directory is removed, and the exit code is 1.
+func TestClosedOutputDoesNotOrphanTheStep(t *testing.T) {
+	bin := scriptBin(t)
+	pids, work := t.TempDir(), t.TempDir()
+	env := []string{"WORK_ITEM_FILE=" + writeItem(t, "orphan", map[string]any{}), "OUTPUT_URL=file://" + t.TempDir(),
+		"PIDS=" + pids, "EXECUTOR_GRACE=500ms", "EXECUTOR_WORK_DIR=" + work}
+	cmd, _, _ := command(bin, env, "--", "sh", "-c", `trap 'echo got TERM' TERM; echo $$ > "$PIDS/sh"; while :; do sleep 0.1; done`)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	var sh int
+	fmt.Sscan(waitFile(t, filepath.Join(pids, "sh")), &sh)
+	t.Cleanup(func() { syscall.Kill(-sh, syscall.SIGKILL) })
+	r.Close() // the reader dies
+	cmd.Process.Signal(syscall.SIGTERM)
+	err = cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		t.Fatalf("the executor died of %v", ws.Signal())
+	}
+	if code := exitCode(t, err); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	testutil.Eventually(t, 10*time.Second, "the step is killed", func() error {
+		if alive(sh) {
+			return fmt.Errorf("step %d still running after the executor exited", sh)
+		}
+		return nil
+	})
+	if left, _ := filepath.Glob(filepath.Join(work, "itemq-run-*")); len(left) != 0 {
+		t.Fatalf("work directory left behind: %v", left)
+	}
+}
+
+// Every file name a directory source lists can be processed through
+// file:// (issue 13): control characters (which gocloud's fileblob would
+// escape), names of 250-255 bytes (whose ".attrs" sidecar name is too
+// long), and 255-byte names whose item key is three times longer once
+// percent-encoded (its segments are cut to file-name length).
+func TestFileNamesFromADirectory(t *testing.T) {
+	bin := scriptBin(t)
+	in, out := t.TempDir(), t.TempDir()
+	names := []string{
+		"ctrl\x01\x1f\x7f.txt",
+		"line\nbreak.txt",
+		strings.Repeat("a", 251) + ".txt",
+		strings.Repeat("b", 250),
+		strings.Repeat("c d", 83) + "c.txt", // 254 bytes, 420 as a key
+		strings.Repeat("é", 125) + ".txt",   // 254 bytes, 754 as a key
+		strings.Repeat("%", 255),
+	}
+	for _, name := range names {
+		if err := os.WriteFile(filepath.Join(in, name), []byte(name), 0o644); err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+	}
+	for _, name := range names {
+		u, err := itemapi.JoinObjectURL("file://"+in, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The data itemq-dir serves for the file (dirsource.FileData), and
+		// its name.
+		item := writeItem(t, name, map[string]any{"path": filepath.Join(in, name), "url": u, "size": len(name)})
+		env := []string{"WORK_ITEM_FILE=" + item, "OUTPUT_URL=file://" + out}
+		r := runBin(t, bin, env, "--", "sh", "-c", `cp "$INPUT_FILE" "$OUTPUT_DIR/copy"`)
+		if r.code != 0 {
+			t.Errorf("item %q (%d bytes): exit %d\n%s", name, len(name), r.code, r.stderr)
+			continue
+		}
+		key := itemapi.ItemKey(name)
+		if got := string(buckettest.Get(t, "file://"+out, key+"/copy")); got != name {
+			t.Errorf("item %q: copy holds %q", name, got)
+		}
+		readManifest(t, buckettest.Get(t, "file://"+out, key+"/_SUCCESS.json"))
+	}
+}
+
+// What a hostile submitter tried: an item whose data.url or data.path names
+// a file outside the allowed inputs (the executor's own secrets), an
+// internal URL, or an allowed server that redirects to an internal one. Each
+// is refused for good (exit 2) before anything is read, and the step never
+// runs; an input under EXECUTOR_INPUT_ALLOW is fetched.
+func TestInputsConfined(t *testing.T) {
+	bin := scriptBin(t)
+	allowedDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(allowedDir, "ok.txt"), []byte("fine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	secretDir := t.TempDir()
+	secret := filepath.Join(secretDir, "secret")
+	if err := os.WriteFile(secret, []byte("s3cr3t"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, filepath.Join(allowedDir, "link.txt")); err != nil {
+		t.Fatal(err)
+	}
+	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "internal")
+	}))
+	defer internal.Close()
+	public := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/redirect" {
+			http.Redirect(w, r, internal.URL+"/admin", http.StatusFound)
+			return
+		}
+		io.WriteString(w, "public")
+	}))
+	defer public.Close()
+	allow := "EXECUTOR_INPUT_ALLOW=" + allowedDir + "," + public.URL + "/"
+	for _, tc := range []struct {
+		name  string
+		data  map[string]any
+		allow string // "" means unset
+		ok    bool
+	}{
+		{"file-url-allowed", map[string]any{"url": "file://" + allowedDir + "/ok.txt"}, allow, true},
+		{"path-allowed", map[string]any{"path": allowedDir + "/ok.txt"}, allow, true},
+		{"http-allowed", map[string]any{"url": public.URL + "/video.mp4"}, allow, true},
+		{"file-url-outside", map[string]any{"url": "file://" + secret}, allow, false},
+		{"file-url-climbs-out", map[string]any{"url": "file://" + allowedDir + "/../" + filepath.Base(secretDir) + "/secret"}, allow, false},
+		{"path-outside", map[string]any{"path": secret}, allow, false},
+		{"link-out", map[string]any{"path": allowedDir + "/link.txt"}, allow, false},
+		{"proc-environ", map[string]any{"url": "file:///proc/self/environ"}, allow, false},
+		{"internal-url", map[string]any{"url": internal.URL + "/admin"}, allow, false},
+		{"redirect-to-internal", map[string]any{"url": public.URL + "/redirect"}, allow, false},
+		{"default-refuses-file", map[string]any{"url": "file://" + allowedDir + "/ok.txt"}, "", false},
+		{"default-refuses-http", map[string]any{"url": public.URL + "/video.mp4"}, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			env := []string{"WORK_ITEM_FILE=" + writeItem(t, "x", tc.data), "OUTPUT_DIR=" + out, "EXECUTOR_FETCH_BACKOFF=10ms"}
+			if tc.allow != "" {
+				env = append(env, tc.allow)
+			} else {
+				env = append(env, "EXECUTOR_INPUT_ALLOW=")
+			}
+			r := runBin(t, bin, env, "--", "sh", "-c", `cat "$INPUT_FILE" > "$OUTPUT_DIR/copy"`)
+			if tc.ok {
+				r.want(t, 0)
+				return
+			}
+			r.want(t, 2)
+			if !strings.Contains(r.stderr, "EXECUTOR_INPUT_ALLOW") {
+				t.Errorf("the refusal does not name the setting:\n%s", r.stderr)
+			}
+			if _, err := os.Stat(filepath.Join(out, "copy")); err == nil {
+				t.Errorf("the step ran: %q", testutil.ReadFile(t, filepath.Join(out, "copy")))
+			}
+			for _, leak := range []string{"s3cr3t", "internal\n"} {
+				if strings.Contains(r.stdout+r.stderr, leak) {
+					t.Errorf("%q leaked into the output", leak)
+				}
+			}
+		})
 	}
 }

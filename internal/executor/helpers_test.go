@@ -35,7 +35,9 @@ func baseEnv() []string {
 		}
 		env = append(env, kv)
 	}
-	return env
+	// These tests are about fetching: every input is allowed
+	// (EXECUTOR_INPUT_ALLOW's confinement has its own tests).
+	return append(env, "EXECUTOR_INPUT_ALLOW=*")
 }
 
 func command(bin string, env []string, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {

@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/itemq/itemq/internal/executor/storage"
+	"github.com/itemq/itemq/internal/bucket"
 	"github.com/itemq/itemq/itemapi"
 )
 
@@ -95,6 +95,9 @@ func (x *execution) resolveInput(ctx context.Context, item *itemapi.Item, work s
 		if err != nil {
 			return input{}, Permanentf("data.path %s: %w", localPath, err)
 		}
+		if err := cfg.inputs.allowPath(filepath.ToSlash(p)); err != nil {
+			return input{}, fmt.Errorf("data.path: %w", err)
+		}
 		fi, err := os.Stat(p)
 		if err != nil {
 			return input{}, Permanentf("data.path: input missing: %w", err)
@@ -170,12 +173,15 @@ func SafeFileName(p string) string {
 }
 
 // fetch downloads data.url into dir: http(s) URLs itself, object URLs
-// through the run's storage (the itemq-blob helper).
+// through the run's bucket store.
 func (x *execution) fetch(ctx context.Context, rawURL, dir string) (input, error) {
 	cfg, log := x.cfg, x.log
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return input{}, Permanentf("data.url: %w", err)
+	}
+	if err := cfg.inputs.allowURL(u); err != nil {
+		return input{}, fmt.Errorf("data.url: %w", err)
 	}
 	max := int64(cfg.MaxInputBytes)
 	t := time.Now()
@@ -184,7 +190,14 @@ func (x *execution) fetch(ctx context.Context, rawURL, dir string) (input, error
 	switch u.Scheme {
 	case "http", "https":
 		name = SafeFileName(u.Path)
-		client := &http.Client{Transport: httpTransport()}
+		client := &http.Client{Transport: httpTransport(), CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 10 {
+				return errors.New("stopped after 10 redirects")
+			}
+			// A redirect is an input too: an allowed server must not
+			// send the executor somewhere it may not read.
+			return cfg.inputs.allowURL(req.URL)
+		}}
 		get = func(ctx context.Context, file string) (int64, error) {
 			f, err := os.OpenFile(file, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 			if err != nil {
@@ -206,14 +219,14 @@ func (x *execution) fetch(ctx context.Context, rawURL, dir string) (input, error
 		name = SafeFileName(key)
 		get = func(ctx context.Context, file string) (int64, error) {
 			n, err := x.store.Download(ctx, rawURL, file, max)
-			if storage.KindOf(err) == storage.TooLarge {
+			if bucket.KindOf(err) == bucket.TooLarge {
 				return n, Permanentf("%w (EXECUTOR_MAX_INPUT_BYTES=%d)", err, max)
 			}
 			return n, storageError(err)
 		}
 	}
 	file := filepath.Join(dir, name)
-	src := storage.RedactURL(rawURL)
+	src := bucket.RedactURL(rawURL)
 	var n int64
 	attempts := 0
 	err = retry(ctx, cfg.FetchAttempts, cfg.FetchBackoff, log, "fetch "+src, func(ctx context.Context) error {
@@ -254,7 +267,7 @@ func fetchHTTP(ctx context.Context, client *http.Client, rawURL string, w io.Wri
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			ue.URL = storage.RedactURL(ue.URL)
+			ue.URL = bucket.RedactURL(ue.URL)
 		}
 		return 0, err // transient: connection refused, reset, timeout, DNS
 	}
@@ -314,13 +327,12 @@ func copyCapped(ctx context.Context, w io.Writer, r io.Reader, max int64, kick f
 
 // storageError turns a storage error into the executor's terms: a missing
 // object is a missing input and, like a refused request, permanent (exit
-// 2); an unusable storage (no helper) is exit 1 but not worth retrying;
-// everything else is transient.
+// 2); everything else is transient.
 func storageError(err error) error {
-	switch storage.KindOf(err) {
-	case storage.NotFound:
+	switch bucket.KindOf(err) {
+	case bucket.NotFound:
 		return Permanentf("input missing: %w", err)
-	case storage.TooLarge, storage.Permanent:
+	case bucket.TooLarge, bucket.Permanent:
 		return Permanent(err)
 	}
 	return err
@@ -331,7 +343,7 @@ func storageError(err error) error {
 func retry(ctx context.Context, attempts int, backoff time.Duration, log *slog.Logger, what string, fn func(context.Context) error) error {
 	for i := 1; ; i++ {
 		err := fn(ctx)
-		if err == nil || IsPermanent(err) || storage.KindOf(err) == storage.Unavailable || ctx.Err() != nil || i >= attempts {
+		if err == nil || IsPermanent(err) || ctx.Err() != nil || i >= attempts {
 			if err != nil && !IsPermanent(err) && i > 1 && ctx.Err() == nil {
 				err = fmt.Errorf("%w (after %d attempts)", err, i)
 			}

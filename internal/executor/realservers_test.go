@@ -22,7 +22,7 @@ import (
 
 	"gocloud.dev/blob"
 
-	"github.com/itemq/itemq/internal/blobs"
+	"github.com/itemq/itemq/internal/bucket"
 	"github.com/itemq/itemq/internal/executor"
 	"github.com/itemq/itemq/internal/testutil"
 	"github.com/itemq/itemq/internal/testutil/servers"
@@ -48,7 +48,14 @@ func TestRealServersFetchUpload(t *testing.T) {
 			name := "jobs/clip é 1"
 			key := itemapi.ItemKey(name)
 			marker := filepath.Join(t.TempDir(), "marker")
-			env := append(srv.Env(), "WORK_ITEM_FILE="+realItemFile(t, name, objURL), "OUTPUT_URL="+out, "MARKER="+marker)
+			// Inputs are confined to the input bucket's inputs/ (with the
+			// bucket's parameters: endpoint, region…).
+			allow, err := itemapi.JoinObjectURL(in, "inputs/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := append(srv.Env(), "WORK_ITEM_FILE="+realItemFile(t, name, objURL), "OUTPUT_URL="+out, "MARKER="+marker,
+				"EXECUTOR_INPUT_ALLOW="+allow)
 
 			if code, stderr := realRun(t, bin, env); code != 0 {
 				t.Fatalf("exit code %d\n%s", code, stderr)
@@ -126,7 +133,7 @@ func realItemFile(t *testing.T, name, objURL string) string {
 
 func realOpen(t *testing.T, bucketURL string) *blob.Bucket {
 	t.Helper()
-	b, err := blobs.Open(context.Background(), bucketURL)
+	b, err := bucket.Open(context.Background(), bucketURL)
 	if err != nil {
 		t.Fatal(err)
 	}

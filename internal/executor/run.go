@@ -7,25 +7,25 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
-	"github.com/itemq/itemq/internal/executor/storage"
+	"github.com/itemq/itemq/internal/bucket"
 	"github.com/itemq/itemq/itemapi"
 )
 
 // ManifestName is the object written last under OUTPUT_URL/<item key>/: the
 // only sign that an item's results are complete.
-const ManifestName = "_SUCCESS.json"
+const ManifestName = itemapi.ManifestName
 
 type execution struct {
-	cfg        Config
-	binary     string
-	environ    []string
-	step       Step
-	log        *slog.Logger
-	started    time.Time
-	newStorage func(environ []string, log *slog.Logger) storage.Storage
-	store      storage.Storage // bucket I/O of this run
+	cfg     Config
+	binary  string
+	environ []string
+	step    Step
+	log     *slog.Logger
+	started time.Time
+	store   *bucket.Store // bucket I/O of this run
 }
 
 func since(t time.Time) string { return time.Since(t).Round(time.Microsecond).String() }
@@ -48,12 +48,11 @@ func (x *execution) run(ctx context.Context) error {
 	x.log = log
 	log.Info("read item", "phase", "item", "file", itemFile, "key", key, "bytes", n, "duration", since(t))
 
-	// The storage starts nothing (no helper process) until a bucket is
-	// used.
-	x.store = x.newStorage(x.environ, log)
+	// The store opens a bucket on its first use.
+	x.store = bucket.NewStore()
 	defer func() {
 		if err := x.store.Close(); err != nil {
-			log.Warn("close the storage", "error", err.Error())
+			log.Warn("close the buckets", "error", err.Error())
 		}
 	}()
 
@@ -71,7 +70,7 @@ func (x *execution) run(ctx context.Context) error {
 			return storageError(err)
 		})
 		if err != nil {
-			return fmt.Errorf("check %s/%s/%s: %w", storage.RedactURL(cfg.OutputURL), key, ManifestName, err)
+			return fmt.Errorf("check %s/%s/%s: %w", bucket.RedactURL(cfg.OutputURL), key, ManifestName, err)
 		}
 		if manifestExists && !cfg.Force {
 			log.Info("already done: "+ManifestName+" exists; nothing to do (EXECUTOR_FORCE=true runs it again)",
@@ -89,7 +88,7 @@ func (x *execution) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create work directory: %w", err)
 	}
-	if work, err = filepath.Abs(work); err != nil { // the helper gets absolute paths
+	if work, err = filepath.Abs(work); err != nil { // the step gets absolute paths
 		return fmt.Errorf("create work directory: %w", err)
 	}
 	defer func() {
@@ -162,18 +161,16 @@ func (x *execution) run(ctx context.Context) error {
 	return x.upload(ctx, key, item, outputDir, work, manifestExists)
 }
 
-// checkBucketURL refuses, before any helper is started, a bucket URL that
-// no storage driver serves.
+// checkBucketURL refuses a bucket URL that no driver of this binary serves.
 func checkBucketURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return err
 	}
-	switch u.Scheme {
-	case "s3", "gs", "azblob", "file", "mem":
+	if bucket.Mux().ValidBucketScheme(u.Scheme) {
 		return nil
 	}
-	return fmt.Errorf("%s: unsupported scheme %q (want s3, gs, azblob, file or mem)", storage.RedactURL(raw), u.Scheme)
+	return fmt.Errorf("%s: unsupported scheme %q (this binary serves %s)", bucket.RedactURL(raw), u.Scheme, strings.Join(bucket.Schemes(), ", "))
 }
 
 // setEnv returns environ with each of the key, value pairs kv set

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/itemq/itemq/internal/executor/storage"
+	"github.com/itemq/itemq/internal/bucket"
 	"github.com/itemq/itemq/internal/version"
 	"github.com/itemq/itemq/itemapi"
 )
@@ -21,24 +21,12 @@ import (
 const cleanupTimeout = 15 * time.Second
 
 // Manifest is the _SUCCESS.json document written last under
-// OUTPUT_URL/<item key>/.
-type Manifest struct {
-	Item       string           `json:"item"`
-	Key        string           `json:"key"`
-	Outputs    []ManifestOutput `json:"outputs"`
-	StartedAt  time.Time        `json:"startedAt"`
-	FinishedAt time.Time        `json:"finishedAt"`
-	Executor   string           `json:"executor"`
-	Version    string           `json:"version"`
-}
+// OUTPUT_URL/<item key>/ (its wire type is itemapi's, which the manager's
+// results API reads).
+type Manifest = itemapi.Manifest
 
-// ManifestOutput is one uploaded result: its path under the item key, its
-// size in bytes and its SHA-256 (hex).
-type ManifestOutput struct {
-	Name   string `json:"name"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
-}
+// ManifestOutput is one uploaded result.
+type ManifestOutput = itemapi.ManifestOutput
 
 type outputFile struct {
 	name string // relative, "/"-separated
@@ -88,12 +76,12 @@ func listOutputs(dir string) ([]outputFile, int64, error) {
 }
 
 // upload writes every file of outputDir under key/ in OUTPUT_URL and then
-// the manifest (written to a file in work first: the storage takes
+// the manifest (written to a file in work first: the store takes
 // files). If anything fails or ctx ends before the manifest is written,
 // the objects this run wrote are deleted again (best effort, with a fresh
 // context), so nothing of a failed run stays under the key.
 func (x *execution) upload(ctx context.Context, key string, item *itemapi.Item, outputDir, work string, manifestExists bool) (err error) {
-	log, st, bucket := x.log, x.store, x.cfg.OutputURL
+	log, st, out := x.log, x.store, x.cfg.OutputURL
 	t := time.Now()
 	files, total, err := listOutputs(outputDir)
 	if err != nil {
@@ -111,9 +99,9 @@ func (x *execution) upload(ctx context.Context, key string, item *itemapi.Item, 
 		defer cancel()
 		deleted := 0
 		for _, k := range written {
-			if derr := st.Delete(cctx, bucket, k); derr == nil {
+			if derr := st.Delete(cctx, out, k); derr == nil {
 				deleted++
-			} else if storage.KindOf(derr) == storage.NotFound {
+			} else if bucket.KindOf(derr) == bucket.NotFound {
 				continue
 			} else {
 				log.Warn("cleanup: delete a partial upload", "object", k, "error", derr.Error())
@@ -127,7 +115,7 @@ func (x *execution) upload(ctx context.Context, key string, item *itemapi.Item, 
 	if manifestExists {
 		// EXECUTOR_FORCE: the old manifest must not vouch for a mix of old
 		// and new results while they are replaced.
-		if err := st.Delete(ctx, bucket, manifestKey); err != nil && storage.KindOf(err) != storage.NotFound {
+		if err := st.Delete(ctx, out, manifestKey); err != nil && bucket.KindOf(err) != bucket.NotFound {
 			return fmt.Errorf("delete the old %s: %w", ManifestName, err)
 		}
 	}
@@ -152,10 +140,10 @@ func (x *execution) upload(ctx context.Context, key string, item *itemapi.Item, 
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			o, err := st.Upload(uctx, bucket, k, f.path, "")
+			o, err := st.Upload(uctx, out, k, f.path, "")
 			if err != nil {
 				err = fmt.Errorf("upload %s: %w", f.name, err)
-				if storage.KindOf(err) == storage.Permanent {
+				if bucket.KindOf(err) == bucket.Permanent {
 					err = Permanent(err)
 				}
 			}
@@ -192,10 +180,10 @@ func (x *execution) upload(ctx context.Context, key string, item *itemapi.Item, 
 		return fmt.Errorf("write %s: %w", ManifestName, err)
 	}
 	written = append(written, manifestKey)
-	if _, err := st.Upload(ctx, bucket, manifestKey, manifestFile, "application/json"); err != nil {
+	if _, err := st.Upload(ctx, out, manifestKey, manifestFile, "application/json"); err != nil {
 		return fmt.Errorf("write %s: %w", ManifestName, err)
 	}
-	log.Info("uploaded results", "phase", "upload", "url", storage.RedactURL(bucket), "key", key,
+	log.Info("uploaded results", "phase", "upload", "url", bucket.RedactURL(out), "key", key,
 		"files", len(files), "bytes", total, "duration", since(t))
 	return nil
 }

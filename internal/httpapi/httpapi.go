@@ -47,9 +47,7 @@ func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if st.Code >= 500 {
 			log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.EscapedPath(), "err", err)
 		}
-		if st.Code == http.StatusUnauthorized {
-			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="itemq"`)
-		}
+		setStatusHeaders(c.Response().Header(), st)
 		if c.Request().Method == http.MethodHead {
 			_ = c.NoContent(st.Code)
 			return

@@ -3,6 +3,8 @@ package source
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
+	"hash/crc32"
 	"sync"
 
 	"github.com/google/btree"
@@ -137,18 +139,69 @@ func (x *Index[V]) List(opts ListOptions) ([]string, string, error) {
 	return names, EncodeContinue(names[len(names)-1]), nil
 }
 
-// EncodeContinue makes the continue token that resumes a listing after name.
-func EncodeContinue(after string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(after))
+// A continue token is base64url(name ‖ CRC-32C of tokenSalt ‖ name): the
+// checksum makes a corrupted, truncated or hand-made token a BadRequest
+// instead of a position past the end (an empty page that a client would
+// take for the end of the listing). It is not a secret: a token only says
+// where a listing resumes.
+const tokenSalt = "itemq/continue/v1\x00"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func tokenSum(name string) uint32 {
+	h := crc32.New(castagnoli)
+	_, _ = h.Write([]byte(tokenSalt))
+	_, _ = h.Write([]byte(name))
+	return h.Sum32()
 }
 
-// DecodeContinue reads a token made by EncodeContinue ("" gives "").
+// EncodeContinue makes the continue token that resumes a listing after name.
+func EncodeContinue(after string) string {
+	b := make([]byte, len(after), len(after)+4)
+	copy(b, after)
+	b = binary.BigEndian.AppendUint32(b, tokenSum(after))
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// DecodeContinue reads a token made by EncodeContinue ("" gives ""). Any
+// other token is a BadRequest error.
 func DecodeContinue(token string) (string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil {
-		return "", Errorf(itemapi.ReasonBadRequest, "continue token %q is not valid", token)
+	if token == "" {
+		return "", nil
 	}
-	return string(b), nil
+	bad := func(why string) error {
+		shown := token
+		if len(shown) > 64 {
+			shown = shown[:64] + "…"
+		}
+		return Errorf(itemapi.ReasonBadRequest, "continue token %q is not valid (%s); start the listing again without one", shown, why)
+	}
+	if len(token) > base64.RawURLEncoding.EncodedLen(itemapi.MaxNameBytes+4) {
+		return "", bad("too long")
+	}
+	// The decoder skips \r and \n: refuse every byte outside the alphabet
+	// first, so that one name has exactly one token (found by fuzzing).
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return "", bad("not base64url")
+		}
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
+	if err != nil {
+		return "", bad("not base64url")
+	}
+	if len(b) < 5 {
+		return "", bad("too short")
+	}
+	name := string(b[:len(b)-4])
+	if binary.BigEndian.Uint32(b[len(b)-4:]) != tokenSum(name) {
+		return "", bad("checksum mismatch")
+	}
+	if err := itemapi.ValidateName(name); err != nil {
+		return "", bad(err.Error())
+	}
+	return name, nil
 }
 
 // Watch implements Watcher over the index.

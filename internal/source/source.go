@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/itemq/itemq/itemapi"
 )
 
@@ -65,6 +67,16 @@ type Acker interface {
 	Ack(ctx context.Context, name string, outcome itemapi.Outcome) error
 }
 
+// Redriver is a driver that can put a dead-lettered item back in the
+// queue: an item acknowledged as failed (or cancelled) returns as new work.
+// It returns the item's name in the queue, which may differ from name (a
+// log-like source appends it anew). An item the dead letter does not hold
+// is a NotFound error; a queue that already holds an item of that name is
+// a Conflict error.
+type Redriver interface {
+	Redrive(ctx context.Context, name string) (newName string, err error)
+}
+
 // ReadyChecker is a driver that can tell whether its backend is reachable.
 type ReadyChecker interface {
 	Ready(ctx context.Context) error
@@ -73,6 +85,21 @@ type ReadyChecker interface {
 // Counter is a driver that knows how many items it holds, cheaply.
 type Counter interface {
 	Len() int
+}
+
+// MetricsProvider is a driver with Prometheus metrics of its own; the
+// ambassador registers them beside its own.
+type MetricsProvider interface {
+	Collectors() []prometheus.Collector
+}
+
+// Collectors returns the driver's metrics (none when it has no
+// MetricsProvider).
+func (s *Source) Collectors() []prometheus.Collector {
+	if m, ok := s.d.(MetricsProvider); ok {
+		return m.Collectors()
+	}
+	return nil
 }
 
 // Source is the portable type callers use. Create one with New.
@@ -85,13 +112,14 @@ type Source struct {
 }
 
 // DefaultMaxSubmitBytes bounds a submitted item's data unless an option says
-// otherwise.
-const DefaultMaxSubmitBytes = 1 << 20
+// otherwise: itemapi.MaxDataBytes, which no option can raise.
+const DefaultMaxSubmitBytes = itemapi.MaxDataBytes
 
 // Option configures a Source.
 type Option func(*Source)
 
-// WithMaxSubmitBytes bounds the size of submitted data.
+// WithMaxSubmitBytes bounds the size of submitted data below
+// itemapi.MaxDataBytes.
 func WithMaxSubmitBytes(n int64) Option { return func(s *Source) { s.maxSubmit = n } }
 
 // New returns a Source over the driver.
@@ -99,6 +127,9 @@ func New(d Driver, opts ...Option) *Source {
 	s := &Source{d: d, maxSubmit: DefaultMaxSubmitBytes}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.maxSubmit <= 0 || s.maxSubmit > itemapi.MaxDataBytes {
+		s.maxSubmit = itemapi.MaxDataBytes
 	}
 	return s
 }
@@ -153,6 +184,11 @@ func (s *Source) Get(ctx context.Context, name string) (*itemapi.Item, error) {
 	if err != nil {
 		return nil, s.wrap(ctx, "get", name, err)
 	}
+	// The last net under every driver: an item an executor would refuse
+	// is refused here, with the reason.
+	if err := itemapi.CheckDataSize(data); err != nil {
+		return nil, &Error{Op: "get", Name: name, Reason: itemapi.ReasonOf(err), Err: err}
+	}
 	return itemapi.NewItem(name, data), nil
 }
 
@@ -184,8 +220,11 @@ func (s *Source) Submit(ctx context.Context, data json.RawMessage) (*itemapi.Ite
 	if !ok {
 		return nil, Errorf(itemapi.ReasonMethodNotAllowed, "submit: this source does not accept submissions")
 	}
-	if s.maxSubmit > 0 && int64(len(data)) > s.maxSubmit {
+	if int64(len(data)) > s.maxSubmit {
 		return nil, Errorf(itemapi.ReasonTooLarge, "submit: body is %d bytes, more than the limit of %d", len(data), s.maxSubmit)
+	}
+	if err := itemapi.CheckDataSize(data); err != nil {
+		return nil, &Error{Op: "submit", Reason: itemapi.ReasonOf(err), Err: err}
 	}
 	if err := checkObject(data); err != nil {
 		return nil, &Error{Op: "submit", Reason: itemapi.ReasonBadRequest, Err: err}
@@ -218,10 +257,44 @@ func (s *Source) Ack(ctx context.Context, name string, outcome itemapi.Outcome) 
 	if _, err := itemapi.ParseOutcome(string(outcome)); err != nil {
 		return &Error{Op: "ack", Name: name, Reason: itemapi.ReasonBadRequest, Err: err}
 	}
+	if outcome == itemapi.Cancelled {
+		// Drivers keep cancelled items with the failed ones: in the dead
+		// letter, where Redrive finds them.
+		outcome = itemapi.Failed
+	}
 	if err := a.Ack(ctx, name, outcome); err != nil {
 		return s.wrap(ctx, "ack", name, err)
 	}
 	return nil
+}
+
+// CanRedrive reports whether the driver can put dead-lettered items back.
+func (s *Source) CanRedrive() bool { _, ok := s.d.(Redriver); return ok }
+
+// Redrive puts a dead-lettered item back in the queue and returns it; see
+// Redriver.
+func (s *Source) Redrive(ctx context.Context, name string) (*itemapi.Item, error) {
+	if err := s.check(ctx, "redrive"); err != nil {
+		return nil, err
+	}
+	r, ok := s.d.(Redriver)
+	if !ok {
+		return nil, Errorf(itemapi.ReasonMethodNotAllowed, "redrive: this source cannot put dead-lettered items back")
+	}
+	if err := itemapi.ValidateName(name); err != nil {
+		return nil, &Error{Op: "redrive", Name: name, Reason: itemapi.ReasonBadRequest, Err: err}
+	}
+	newName, err := r.Redrive(ctx, name)
+	if err != nil {
+		return nil, s.wrap(ctx, "redrive", name, err)
+	}
+	data, err := s.d.Get(ctx, newName)
+	if err != nil {
+		// Redriven, but already gone again (taken by a fast consumer):
+		// answer with the name alone.
+		data = json.RawMessage("{}")
+	}
+	return itemapi.NewItem(newName, data), nil
 }
 
 // Ready returns nil when the backend is reachable.

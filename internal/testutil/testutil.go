@@ -26,9 +26,7 @@ var (
 
 // Binary builds the package (a path relative to the module root, e.g.
 // "ambassadors/dir") once per test process and returns the executable's
-// path. The Go build cache makes repeated builds cheap. Building an
-// executor (executors/…) also builds its bucket helper next to it as
-// itemq-blob, where the executor looks for it (docs/executors.md).
+// path. The Go build cache makes repeated builds cheap.
 func Binary(t testing.TB, pkg string) string {
 	t.Helper()
 	binMu.Lock()
@@ -45,16 +43,10 @@ func Binary(t testing.TB, pkg string) string {
 			t.Fatal(err)
 		}
 	}
-	if strings.HasPrefix(pkg, "executors/") && binDone[blobHelper] == "" {
-		binDone[blobHelper] = build(t, "executors/blob", filepath.Join(binDir, "itemq-blob"))
-	}
 	out := build(t, pkg, filepath.Join(binDir, strings.ReplaceAll(pkg, "/", "_")))
 	binDone[pkg] = out
 	return out
 }
-
-// blobHelper is binDone's key for the executors' helper built as itemq-blob.
-const blobHelper = "executors/blob as itemq-blob"
 
 func build(t testing.TB, pkg, out string) string {
 	t.Helper()

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/itemq/itemq/internal/blobs/blobstest"
+	"github.com/itemq/itemq/internal/bucket/buckettest"
 	"github.com/itemq/itemq/internal/testutil"
 )
 
@@ -32,7 +32,7 @@ done`
 	if code, stderr := run(t, script, env, "--", "sh", "-c", stamp); code != 0 {
 		t.Fatalf("step 2: exit %d:\n%s", code, stderr)
 	}
-	keys := blobstest.Keys(t, bucket, "")
+	keys := buckettest.Keys(t, bucket, "")
 	want := []string{"videos/test.mp4/_SUCCESS.json", "videos/test.mp4/small-thumb001.png", "videos/test.mp4/small-thumb002.png", "videos/test.mp4/small-thumb003.png"}
 	if !slices.Equal(keys, want) {
 		t.Fatalf("objects %v, want %v", keys, want)

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/itemq/itemq/internal/blobs/blobstest"
+	"github.com/itemq/itemq/internal/bucket/buckettest"
 	"github.com/itemq/itemq/internal/executor"
 	"github.com/itemq/itemq/internal/executor/thumbnail"
 	"github.com/itemq/itemq/internal/testutil"
@@ -65,7 +65,9 @@ func baseEnv() []string {
 		}
 		env = append(env, kv)
 	}
-	return env
+	// These tests are about fetching: every input is allowed
+	// (EXECUTOR_INPUT_ALLOW's confinement has its own tests).
+	return append(env, "EXECUTOR_INPUT_ALLOW=*")
 }
 
 func run(t *testing.T, bin string, env []string, args ...string) (int, string) {
@@ -165,13 +167,13 @@ func TestThumbnails(t *testing.T) {
 func TestThumbnailsUpload(t *testing.T) {
 	bin := testutil.Binary(t, "executors/thumbnail")
 	v := video(t)
-	for _, be := range blobstest.Backends() {
+	for _, be := range buckettest.Backends() {
 		if be.InProcess {
 			continue
 		}
 		t.Run(be.Name, func(t *testing.T) {
 			bucket, env := be.New(t)
-			blobstest.Put(t, bucket, "in/test.mp4", []byte(testutil.ReadFile(t, v)))
+			buckettest.Put(t, bucket, "in/test.mp4", []byte(testutil.ReadFile(t, v)))
 			u, _ := itemapi.JoinObjectURL(bucket, "in/test.mp4")
 			// (Not the item name "in/test.mp4": on file:// its results
 			// directory would be where the input file is.)
@@ -179,13 +181,13 @@ func TestThumbnailsUpload(t *testing.T) {
 			if code, stderr := run(t, bin, env); code != 0 {
 				t.Fatalf("exit %d:\n%s", code, stderr)
 			}
-			keys := blobstest.Keys(t, bucket, "out/test.mp4/")
+			keys := buckettest.Keys(t, bucket, "out/test.mp4/")
 			want := []string{"out/test.mp4/_SUCCESS.json", "out/test.mp4/thumb001.png", "out/test.mp4/thumb002.png", "out/test.mp4/thumb003.png"}
 			if !slices.Equal(keys, want) {
 				t.Fatalf("objects %v, want %v", keys, want)
 			}
 			var m executor.Manifest
-			if err := json.Unmarshal(blobstest.Get(t, bucket, "out/test.mp4/_SUCCESS.json"), &m); err != nil || len(m.Outputs) != 3 || m.Executor != "itemq-thumbnail" {
+			if err := json.Unmarshal(buckettest.Get(t, bucket, "out/test.mp4/_SUCCESS.json"), &m); err != nil || len(m.Outputs) != 3 || m.Executor != "itemq-thumbnail" {
 				t.Fatalf("manifest %+v, %v", m, err)
 			}
 		})

@@ -237,14 +237,14 @@ func (d *Driver) getJSON(ctx context.Context, name, key string) (json.RawMessage
 	}
 	defer r.Close()
 	if r.Size() > d.cfg.MaxDataBytes {
-		return nil, source.Errorf(itemapi.ReasonInternal, "item %q: the object is %d bytes, more than BUCKET_MAX_DATA_BYTES=%d", name, r.Size(), d.cfg.MaxDataBytes)
+		return nil, source.Errorf(itemapi.ReasonTooLarge, "item %q: the object is %d bytes, more than BUCKET_MAX_DATA_BYTES=%d", name, r.Size(), d.cfg.MaxDataBytes)
 	}
 	b, err := io.ReadAll(io.LimitReader(r, d.cfg.MaxDataBytes+1))
 	if err != nil {
 		return nil, d.objectError(name, "read "+key, err)
 	}
 	if int64(len(b)) > d.cfg.MaxDataBytes {
-		return nil, source.Errorf(itemapi.ReasonInternal, "item %q: the object is more than BUCKET_MAX_DATA_BYTES=%d", name, d.cfg.MaxDataBytes)
+		return nil, source.Errorf(itemapi.ReasonTooLarge, "item %q: the object is more than BUCKET_MAX_DATA_BYTES=%d", name, d.cfg.MaxDataBytes)
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(b, &obj); err != nil || obj == nil {

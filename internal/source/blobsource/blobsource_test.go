@@ -39,7 +39,7 @@ func testConfig(bucketURL string) blobsource.Config {
 	return blobsource.Config{
 		URL: bucketURL, Prefix: "in/", Data: blobsource.DataJSON, PollInterval: 50 * time.Millisecond,
 		OnDone: blobsource.ActionMove, OnFailed: blobsource.ActionMove, DonePrefix: ".done/", FailedPrefix: ".failed/",
-		Submit: true, SubmitPrefix: "submitted/", MaxSubmitBytes: 4096, MaxDataBytes: 1 << 20,
+		Submit: true, SubmitPrefix: "submitted/", MaxSubmitBytes: 4096, MaxDataBytes: itemapi.MaxDataBytes,
 	}
 }
 
@@ -63,7 +63,7 @@ func runConformance(t *testing.T, open func(ctx context.Context, t *testing.T) (
 		return d, backend{b: b, prefix: cfg.Prefix}, nil
 	}
 	sourcetest.RunConformanceTests(t, mk, sourcetest.Options{
-		Watch: true, Submit: true, Ack: true, AckRemoves: true,
+		Watch: true, Submit: true, Ack: true, AckRemoves: true, Redrive: true,
 		Visible: 20 * time.Second,
 		Archived: func(ctx context.Context, t *testing.T, name string, outcome itemapi.Outcome) error {
 			archive := curCfg.DonePrefix

@@ -54,9 +54,11 @@ type Config struct {
 	// SubmitPrefix is where submitted objects go, relative to Prefix.
 	SubmitPrefix string `env:"BUCKET_SUBMIT_PREFIX"`
 	// MaxSubmitBytes bounds a submitted item's JSON.
-	MaxSubmitBytes int64 `env:"BUCKET_MAX_SUBMIT_BYTES" envDefault:"1048576"`
+	// At most (and by default) itemapi.MaxDataBytes.
+	MaxSubmitBytes int64 `env:"BUCKET_MAX_SUBMIT_BYTES"`
 	// MaxDataBytes bounds an object read as an item's data (BUCKET_DATA=json).
-	MaxDataBytes int64 `env:"BUCKET_MAX_DATA_BYTES" envDefault:"1048576"`
+	// At most (and by default) itemapi.MaxDataBytes.
+	MaxDataBytes int64 `env:"BUCKET_MAX_DATA_BYTES"`
 }
 
 // ParseConfig reads and checks the BUCKET_* variables of environ.
@@ -122,11 +124,17 @@ func (c *Config) Validate() error {
 			bad("%s=%q: want move, delete or keep", a.name, a.v)
 		}
 	}
-	if c.MaxSubmitBytes <= 0 {
-		bad("BUCKET_MAX_SUBMIT_BYTES=%d: must be positive", c.MaxSubmitBytes)
+	if c.MaxSubmitBytes == 0 {
+		c.MaxSubmitBytes = itemapi.MaxDataBytes
 	}
-	if c.MaxDataBytes <= 0 {
-		bad("BUCKET_MAX_DATA_BYTES=%d: must be positive", c.MaxDataBytes)
+	if c.MaxDataBytes == 0 {
+		c.MaxDataBytes = itemapi.MaxDataBytes
+	}
+	if c.MaxSubmitBytes <= 0 || c.MaxSubmitBytes > itemapi.MaxDataBytes {
+		bad("BUCKET_MAX_SUBMIT_BYTES=%d: must be positive and at most %d, the item data limit every executor accepts", c.MaxSubmitBytes, itemapi.MaxDataBytes)
+	}
+	if c.MaxDataBytes <= 0 || c.MaxDataBytes > itemapi.MaxDataBytes {
+		bad("BUCKET_MAX_DATA_BYTES=%d: must be positive and at most %d, the item data limit every executor accepts", c.MaxDataBytes, itemapi.MaxDataBytes)
 	}
 	if c.Submit {
 		// A submitted object must be an item: not archived, matching the pattern.

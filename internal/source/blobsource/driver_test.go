@@ -14,7 +14,7 @@ import (
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/memblob"
 
-	"github.com/itemq/itemq/internal/blobs"
+	"github.com/itemq/itemq/internal/bucket"
 	"github.com/itemq/itemq/internal/source"
 	"github.com/itemq/itemq/internal/source/blobsource"
 	"github.com/itemq/itemq/internal/testutil"
@@ -83,11 +83,11 @@ func urlConfig(bucketURL string) blobsource.Config {
 // markers), and the data of one: an object URL that opens the object.
 func TestURLData(t *testing.T) {
 	const bucketURL = "mem://blobsource-url-data"
-	b, err := blobs.Open(context.Background(), bucketURL)
+	b, err := bucket.Open(context.Background(), bucketURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { b.Close(); blobs.DropMem("blobsource-url-data") })
+	t.Cleanup(func() { b.Close(); bucket.DropMem("blobsource-url-data") })
 	write(t, b, "in/a.mp4", "AAAA", "video/mp4")
 	write(t, b, "in/sub/b c.mp4", "BB", "video/mp4")
 	write(t, b, "in/c.txt", "not a match", "text/plain")
@@ -119,7 +119,7 @@ func TestURLData(t *testing.T) {
 	if data.URL != "mem://blobsource-url-data/in/sub/b%20c.mp4" {
 		t.Fatalf("url %q", data.URL)
 	}
-	ob, key, err := blobs.OpenObject(ctx, data.URL)
+	ob, key, err := bucket.OpenObject(ctx, data.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,11 +337,14 @@ func TestJSONDataErrors(t *testing.T) {
 	cfg := testConfig("mem://")
 	cfg.MaxDataBytes = 100
 	d := newDriver(t, b, cfg)
-	for n, want := range map[string]string{"text.json": "not a JSON object", "array.json": "not a JSON object", "big.json": "BUCKET_MAX_DATA_BYTES"} {
+	for n, want := range map[string]string{"text.json": "not a JSON object", "array.json": "not a JSON object"} {
 		_, err := d.Get(ctx, n)
 		if itemapi.ReasonOf(err) != itemapi.ReasonInternal || !strings.Contains(err.Error(), want) {
 			t.Errorf("Get(%q) = %v, want an Internal error saying %q", n, err, want)
 		}
+	}
+	if _, err := d.Get(ctx, "big.json"); !itemapi.IsTooLarge(err) || !strings.Contains(err.Error(), "BUCKET_MAX_DATA_BYTES") {
+		t.Errorf("Get(big.json) = %v, want a TooLarge error naming BUCKET_MAX_DATA_BYTES", err)
 	}
 }
 
@@ -393,7 +396,7 @@ func TestConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.PollInterval != 15*time.Second || cfg.Data != "url" || cfg.OnDone != "move" || cfg.DonePrefix != ".done/" ||
-		cfg.FailedPrefix != ".failed/" || cfg.Submit || cfg.MaxSubmitBytes != 1<<20 || cfg.ListPageSize != 1000 {
+		cfg.FailedPrefix != ".failed/" || cfg.Submit || cfg.MaxSubmitBytes != itemapi.MaxDataBytes || cfg.MaxDataBytes != itemapi.MaxDataBytes || cfg.ListPageSize != 1000 {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 	if cfg, _ := blobsource.ParseConfig([]string{"BUCKET_URL=file:///tmp"}); cfg.ListPageSize != 100000 {
@@ -413,7 +416,7 @@ func TestConfig(t *testing.T) {
 		{append(base, "BUCKET_PATTERN=[x"), "BUCKET_PATTERN"},
 		{append(base, "BUCKET_SUBMIT=true", "BUCKET_PATTERN=*.mp4"), "does not match submitted"},
 		{append(base, "BUCKET_SUBMIT=true", "BUCKET_SUBMIT_PREFIX=.done/x/"), "inside an archive"},
-		{append(base, "BUCKET_MAX_SUBMIT_BYTES=0"), "BUCKET_MAX_SUBMIT_BYTES"},
+		{append(base, "BUCKET_MAX_SUBMIT_BYTES=2000000"), "BUCKET_MAX_SUBMIT_BYTES"},
 	} {
 		_, err := blobsource.ParseConfig(c.env)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/itemq/itemq/internal/source"
+	"github.com/itemq/itemq/itemapi"
 )
 
 // Config is the directory driver's configuration, read from DIR_*
@@ -23,8 +24,9 @@ type Config struct {
 	// Data is what an item's data holds: "file" (path, url, size, modTime)
 	// or "json" (the file's own content, which must be a JSON object).
 	Data string `env:"DIR_DATA" envDefault:"file"`
-	// MaxDataBytes bounds the size of a file served with Data "json".
-	MaxDataBytes int64 `env:"DIR_MAX_DATA_BYTES" envDefault:"16777216"`
+	// MaxDataBytes bounds the size of a file served with Data "json"; it
+	// is at most (and by default) itemapi.MaxDataBytes.
+	MaxDataBytes int64 `env:"DIR_MAX_DATA_BYTES"`
 	// Watch keeps the index current with fsnotify (inotify) besides the
 	// periodic rescan. Turn it off on NFS, where inotify sees only this
 	// machine's changes.
@@ -44,8 +46,9 @@ type Config struct {
 	Submit bool `env:"DIR_SUBMIT" envDefault:"false"`
 	// SubmitSubdir is the subdirectory of Root that submitted files go to.
 	SubmitSubdir string `env:"DIR_SUBMIT_SUBDIR"`
-	// MaxSubmitBytes bounds a submitted body.
-	MaxSubmitBytes int64 `env:"DIR_MAX_SUBMIT_BYTES" envDefault:"1048576"`
+	// MaxSubmitBytes bounds a submitted body; at most (and by default)
+	// itemapi.MaxDataBytes.
+	MaxSubmitBytes int64 `env:"DIR_MAX_SUBMIT_BYTES"`
 }
 
 // Data modes.
@@ -84,8 +87,11 @@ func (c *Config) validate() error {
 	default:
 		bad("DIR_DATA=%q: want %q or %q", c.Data, DataFile, DataJSON)
 	}
-	if c.MaxDataBytes <= 0 {
-		bad("DIR_MAX_DATA_BYTES=%d: must be positive", c.MaxDataBytes)
+	if c.MaxDataBytes == 0 {
+		c.MaxDataBytes = itemapi.MaxDataBytes
+	}
+	if c.MaxDataBytes <= 0 || c.MaxDataBytes > itemapi.MaxDataBytes {
+		bad("DIR_MAX_DATA_BYTES=%d: must be positive and at most %d, the item data limit every executor accepts", c.MaxDataBytes, itemapi.MaxDataBytes)
 	}
 	if c.PollInterval <= 0 {
 		bad("DIR_POLL_INTERVAL=%v: must be positive", c.PollInterval)
@@ -102,8 +108,11 @@ func (c *Config) validate() error {
 	default:
 		bad("DIR_ON_DONE=%q: want move, delete or keep", c.OnDone)
 	}
-	if c.MaxSubmitBytes <= 0 {
-		bad("DIR_MAX_SUBMIT_BYTES=%d: must be positive", c.MaxSubmitBytes)
+	if c.MaxSubmitBytes == 0 {
+		c.MaxSubmitBytes = itemapi.MaxDataBytes
+	}
+	if c.MaxSubmitBytes <= 0 || c.MaxSubmitBytes > itemapi.MaxDataBytes {
+		bad("DIR_MAX_SUBMIT_BYTES=%d: must be positive and at most %d, the item data limit every executor accepts", c.MaxSubmitBytes, itemapi.MaxDataBytes)
 	}
 	if c.Submit {
 		sample := source.NewName(submitPrefix, submitSuffix)

@@ -62,7 +62,7 @@ func conformance(t *testing.T, env ...string) {
 		return nil
 	}
 	sourcetest.RunConformanceTests(t, mk, sourcetest.Options{
-		Watch: true, Submit: true, Ack: true, AckRemoves: true, Archived: archived,
+		Watch: true, Submit: true, Ack: true, AckRemoves: true, Archived: archived, Redrive: true,
 	})
 }
 

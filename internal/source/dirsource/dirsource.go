@@ -30,6 +30,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -107,6 +109,7 @@ type Driver struct {
 	bucketURL string // file:// URL of path
 	idx       *source.Index[fileInfo]
 	excluded  []string // archive directories inside the root, relative
+	refused   *refusals
 	done      *archive
 	failed    *archive
 	ref       atomic.Pointer[rootRef]
@@ -135,12 +138,13 @@ type Driver struct {
 }
 
 var (
-	_ source.Driver       = (*Driver)(nil)
-	_ source.Watcher      = (*Driver)(nil)
-	_ source.Submitter    = (*Driver)(nil)
-	_ source.Acker        = (*Driver)(nil)
-	_ source.ReadyChecker = (*Driver)(nil)
-	_ source.Counter      = (*Driver)(nil)
+	_ source.Driver          = (*Driver)(nil)
+	_ source.Watcher         = (*Driver)(nil)
+	_ source.MetricsProvider = (*Driver)(nil)
+	_ source.Submitter       = (*Driver)(nil)
+	_ source.Acker           = (*Driver)(nil)
+	_ source.ReadyChecker    = (*Driver)(nil)
+	_ source.Counter         = (*Driver)(nil)
 )
 
 // New opens the directory and starts the background work: the initial scan
@@ -176,6 +180,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Driver, error) {
 		watched:    make(map[string]struct{}),
 		rescanReq:  make(chan struct{}, 1),
 		settleWake: make(chan struct{}, 1),
+		refused:    newRefusals(),
 	}
 	d.ref.Store(&rootRef{r: r, id: id})
 	if err := d.setup(id); err != nil {
@@ -360,14 +365,14 @@ func (d *Driver) readJSON(r *os.Root, name string) (json.RawMessage, error) {
 	}
 	max := d.cfg.MaxDataBytes
 	if fi.Size() > max {
-		return nil, source.Errorf(itemapi.ReasonInternal, "item %q: the file is %d bytes, more than DIR_MAX_DATA_BYTES=%d", name, fi.Size(), max)
+		return nil, source.Errorf(itemapi.ReasonTooLarge, "item %q: the file is %d bytes, more than DIR_MAX_DATA_BYTES=%d", name, fi.Size(), max)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
 		return nil, source.Errorf(itemapi.ReasonInternal, "item %q cannot be read: %v", name, err)
 	}
 	if int64(len(b)) > max {
-		return nil, source.Errorf(itemapi.ReasonInternal, "item %q: the file is more than DIR_MAX_DATA_BYTES=%d", name, max)
+		return nil, source.Errorf(itemapi.ReasonTooLarge, "item %q: the file is more than DIR_MAX_DATA_BYTES=%d", name, max)
 	}
 	if !isJSONObject(b) {
 		return nil, source.Errorf(itemapi.ReasonInternal, "item %q: the file is not a JSON object, which DIR_DATA=json needs", name)
@@ -508,7 +513,11 @@ func (d *Driver) Ack(_ context.Context, name string, outcome itemapi.Outcome) er
 			ar = d.failed
 		}
 		where = "move to " + ar.path
-		err = d.move(r, ar, name)
+		var archived string
+		archived, err = d.move(r, ar, name)
+		if err == nil && archived != name {
+			d.log.Warn("archived under a numbered name: the archive already holds a file of this name", "item", name, "archive", ar.path, "archivedAs", archived)
+		}
 	}
 	if err != nil {
 		if notExist(err) {
@@ -523,21 +532,51 @@ func (d *Driver) Ack(_ context.Context, name string, outcome itemapi.Outcome) er
 	return nil
 }
 
-// move renames the file name to the same relative path under the archive.
-func (d *Driver) move(r *os.Root, ar *archive, name string) error {
-	if ar.root == nil {
-		dst := ar.rel + "/" + name
-		if err := r.MkdirAll(path.Dir(dst), 0o777); err != nil {
-			return err
-		}
-		return r.Rename(name, dst)
+// maxArchiveCopies bounds the numbered names tried for one archived file.
+const maxArchiveCopies = 10000
+
+// move renames the file name to the same relative path under the archive,
+// never over a file already there: when that path is taken (the same name
+// was archived before), the file becomes <base>.1, <base>.2, … — the first
+// free one. It returns the path it was archived under, relative to the
+// archive.
+func (d *Driver) move(r *os.Root, ar *archive, name string) (string, error) {
+	dir, base := path.Split(name)
+	dir = dirOrDot(strings.TrimSuffix(dir, "/"))
+	to, dstDir := ar.root, dir
+	if to == nil {
+		to, dstDir = r, path.Join(ar.rel, dir)
 	}
-	if dir := path.Dir(name); dir != "." {
-		if err := ar.root.MkdirAll(dir, 0o777); err != nil {
-			return err
+	if dstDir != "." {
+		if err := to.MkdirAll(dstDir, 0o777); err != nil {
+			return "", err
 		}
 	}
-	return renameAcross(r, ar.root, name)
+	src, err := r.Open(dir)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	dst, err := to.Open(dstDir)
+	if err != nil {
+		return "", err
+	}
+	defer dst.Close()
+	for i := 0; i < maxArchiveCopies; i++ {
+		target := base
+		if i > 0 {
+			target = base + "." + strconv.Itoa(i)
+		}
+		err := renameNoReplace(src, dst, base, target)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return path.Join(dir, target), nil
+	}
+	return "", fmt.Errorf("archive %s: %s and %d numbered copies of it are taken", ar.path, name, maxArchiveCopies)
 }
 
 // Ready reports whether the root is (still) a readable directory, and the

@@ -97,8 +97,13 @@ func (d *Driver) eligibleFile(rel, base string) bool {
 		return false
 	}
 	// Names the API could not serve (not UTF-8, too long, backslashes) are
-	// left out rather than listed and then refused.
-	return itemapi.ValidateName(rel) == nil && strings.IndexByte(rel, '\\') < 0
+	// left out rather than listed and then refused: logged once, and
+	// counted in itemq_dir_refused_files_total{reason="name"}.
+	if why := unservableName(rel); why != "" {
+		d.refuse(rel, refusedName, why)
+		return false
+	}
+	return true
 }
 
 func joinRel(dir, base string) string {

@@ -1,10 +1,11 @@
 package dirsource
 
 import (
+	"errors"
 	"os"
-	"path"
-	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // sameDevice reports whether two files are on the same filesystem.
@@ -16,22 +17,12 @@ func sameDevice(a, b os.FileInfo) bool {
 
 func canRenameAcross() error { return nil }
 
-// renameAcross renames the file rel of root from to the same relative path
-// in root to, atomically (renameat(2) between the two parent directories,
-// each opened through its root, so neither side can leave its root).
-func renameAcross(from, to *os.Root, rel string) error {
-	dir, base := path.Split(rel)
-	dir = dirOrDot(strings.TrimSuffix(dir, "/"))
-	src, err := from.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	dst, err := to.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer dst.Close()
+// renameNoReplace renames the file srcBase of the directory src to dstBase
+// in the directory dst, atomically, failing with an error that is
+// fs.ErrExist when dstBase exists: renameat2(RENAME_NOREPLACE), or, where
+// the filesystem lacks it (older NFS), linkat (which never replaces) then
+// unlinkat of the source.
+func renameNoReplace(src, dst *os.File, srcBase, dstBase string) error {
 	sc, err := src.SyscallConn()
 	if err != nil {
 		return err
@@ -43,7 +34,13 @@ func renameAcross(from, to *os.Root, rel string) error {
 	var rerr error
 	cerr := sc.Control(func(sfd uintptr) {
 		cerr := dc.Control(func(dfd uintptr) {
-			rerr = syscall.Renameat(int(sfd), base, int(dfd), base)
+			rerr = unix.Renameat2(int(sfd), srcBase, int(dfd), dstBase, unix.RENAME_NOREPLACE)
+			if errors.Is(rerr, unix.EINVAL) || errors.Is(rerr, unix.ENOSYS) || errors.Is(rerr, unix.EOPNOTSUPP) {
+				rerr = unix.Linkat(int(sfd), srcBase, int(dfd), dstBase, 0)
+				if rerr == nil {
+					rerr = unix.Unlinkat(int(sfd), srcBase, 0)
+				}
+			}
 		})
 		if rerr == nil {
 			rerr = cerr
@@ -53,7 +50,7 @@ func renameAcross(from, to *os.Root, rel string) error {
 		return cerr
 	}
 	if rerr != nil {
-		return &os.LinkError{Op: "renameat", Old: rel, New: rel, Err: rerr}
+		return &os.LinkError{Op: "rename", Old: srcBase, New: dstBase, Err: rerr}
 	}
 	return nil
 }

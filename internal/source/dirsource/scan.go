@@ -2,6 +2,7 @@ package dirsource
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -86,6 +87,13 @@ func (d *Driver) apply(rel string, st stat, now time.Time) {
 			p.since = now
 			d.pending[rel] = p
 		}
+		return
+	}
+	if d.cfg.Data == DataJSON && st.size > d.cfg.MaxDataBytes {
+		// Refused where it enters: never listed, so never a job that an
+		// executor would refuse. Logged once, counted.
+		d.forgetLocked(rel)
+		d.refuse(rel, refusedTooLarge, fmt.Sprintf("it is %d bytes, more than DIR_MAX_DATA_BYTES=%d (DIR_DATA=json: an item's data is the file)", st.size, d.cfg.MaxDataBytes))
 		return
 	}
 	if v, ok := d.idx.Get(rel); ok {

@@ -2,7 +2,6 @@ package kafkasource
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -53,6 +52,11 @@ type Config struct {
 	// waits for a member that stopped heartbeating (crashed) before its
 	// partitions go to the others.
 	SessionTimeout time.Duration `env:"KAFKA_SESSION_TIMEOUT" envDefault:"45s"`
+	// InstanceID, when set, makes this ambassador a static member of the
+	// group (KIP-345): restarted with the same id (the pod name), it takes
+	// its partitions back at once instead of after KAFKA_SESSION_TIMEOUT.
+	// Two running ambassadors must never share one.
+	InstanceID string `env:"KAFKA_INSTANCE_ID"`
 	// ClientID names this client in the brokers' logs and metrics.
 	ClientID string `env:"KAFKA_CLIENT_ID" envDefault:"itemq-kafka"`
 }
@@ -210,26 +214,7 @@ func (c *Config) connOpts() ([]kgo.Opt, error) {
 }
 
 func (c *Config) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.TLSInsecureSkipVerify} //nolint:gosec // opt-in by KAFKA_TLS_INSECURE_SKIP_VERIFY
-	if c.TLSCAFile != "" {
-		pem, err := os.ReadFile(c.TLSCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("KAFKA_TLS_CA_FILE: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("KAFKA_TLS_CA_FILE=%s: no PEM certificate in it", c.TLSCAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("KAFKA_TLS_CERT_FILE/KAFKA_TLS_KEY_FILE: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
+	return config.ClientTLS("KAFKA_", c.TLSCAFile, c.TLSCertFile, c.TLSKeyFile, c.TLSInsecureSkipVerify)
 }
 
 func (c *Config) saslMechanism() sasl.Mechanism {

@@ -50,6 +50,10 @@ const (
 // against unreachable brokers does not hang.
 const commitTimeout = 10 * time.Second
 
+// closeTimeout bounds Close: the final commit and leaving the group (a
+// variable for tests).
+var closeTimeout = 10 * time.Second
+
 // Driver is the Kafka driver. Create one with New; it consumes until Close.
 type Driver struct {
 	cfg Config
@@ -63,6 +67,10 @@ type Driver struct {
 	commitMu sync.Mutex
 	mu       sync.Mutex
 	parts    map[tp]*window
+
+	// redriveMu serialises redrives, so that two of one name cannot both
+	// find its dead letter unmarked.
+	redriveMu sync.Mutex
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -131,6 +139,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, extra ...kgo.Opt) (*
 		// (the Source bounds submissions at 1 MiB already).
 		kgo.ProducerBatchMaxBytes(16<<20),
 	)
+	if cfg.InstanceID != "" {
+		// Static membership: a restarted ambassador with the same id takes
+		// its partitions back at once, without waiting for its old
+		// session to time out, and without a rebalance.
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
 	opts = append(opts, extra...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -193,6 +207,9 @@ func (d *Driver) consume(ctx context.Context) {
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			if len(p.Records) > 0 {
 				d.addLocked(tp{p.Topic, p.Partition}, p.Records)
+			}
+			if w := d.parts[tp{p.Topic, p.Partition}]; w != nil && p.Err == nil {
+				w.hw = p.HighWatermark
 			}
 		})
 		d.mu.Unlock()
@@ -569,12 +586,19 @@ func (d *Driver) Close() error {
 	d.closeOnce.Do(func() {
 		d.cancel()
 		d.wg.Wait()
-		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		// One budget for the final commit and leaving the group, so that
+		// Close returns in closeTimeout even with the brokers unreachable.
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		if err := d.Commit(ctx); err != nil {
 			d.log.Warn("final commit failed: messages acknowledged since the last commit will be delivered again", "err", err)
 		}
+		// Leave the group (a dynamic member; a static one keeps its
+		// partitions for its restart). onRevoked commits once more.
+		if err := d.cl.LeaveGroupContext(ctx); err != nil {
+			d.log.Warn("leaving the group did not finish; the group notices when the session times out", "err", err)
+		}
 		cancel()
-		d.cl.Close() // leaves the group; onRevoked commits once more
+		d.cl.Close()
 		d.idx.Close()
 		d.log.Info("closed")
 	})

@@ -110,7 +110,7 @@ func TestConformance(t *testing.T) {
 		return nil
 	}
 	sourcetest.RunConformanceTests(t, mk, sourcetest.Options{
-		Watch: true, Submit: true, Ack: true, AckRemoves: true,
+		Watch: true, Submit: true, Ack: true, AckRemoves: true, Redrive: true, RedriveRenames: true,
 		DataMatches: withoutMeta,
 		Archived:    archived,
 	})
@@ -141,15 +141,6 @@ func consumeAll(t testing.TB, c *cluster, topic string) []*kgo.Record {
 		out = append(out, fs.Records()...)
 	}
 	return out
-}
-
-func header(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 func TestOutOfOrderAcksCommitTheDonePrefix(t *testing.T) {

@@ -35,10 +35,37 @@ type window struct {
 	// committed is the offset last committed successfully (-1: none by us).
 	committed int64
 	paused    bool
+	// hw is the partition's high watermark at the last fetch (-1: none yet).
+	hw int64
 }
 
 func newWindow(max int) *window {
-	return &window{max: max, next: -1, commit: kgo.EpochOffset{Epoch: -1, Offset: -1}, committed: -1}
+	return &window{max: max, next: -1, commit: kgo.EpochOffset{Epoch: -1, Offset: -1}, committed: -1, hw: -1}
+}
+
+// lag is the high watermark minus the first message not yet done; false
+// before the first fetch.
+func (w *window) lag() (int64, bool) {
+	if w.hw < 0 {
+		return 0, false
+	}
+	from := w.hw
+	switch {
+	case len(w.msgs) > 0:
+		from = w.msgs[0].offset
+		for _, m := range w.msgs {
+			if !m.done {
+				from = m.offset
+				break
+			}
+			from = m.offset + 1
+		}
+	case len(w.overflow) > 0:
+		from = w.overflow[0].Offset
+	case w.next >= 0:
+		from = w.next
+	}
+	return max(0, w.hw-from), true
 }
 
 // offer takes a consumed record. It returns the message when the record was

@@ -19,6 +19,7 @@ type Driver struct {
 
 	mu       sync.Mutex
 	outcomes map[string]itemapi.Outcome
+	dead     map[string]json.RawMessage // the dead letter: items acknowledged as failed
 	ready    error
 }
 
@@ -29,11 +30,12 @@ var (
 	_ source.Acker        = (*Driver)(nil)
 	_ source.ReadyChecker = (*Driver)(nil)
 	_ source.Counter      = (*Driver)(nil)
+	_ source.Redriver     = (*Driver)(nil)
 )
 
 // New returns an empty in-memory driver.
 func New() *Driver {
-	return &Driver{idx: source.NewIndex[json.RawMessage](), outcomes: make(map[string]itemapi.Outcome)}
+	return &Driver{idx: source.NewIndex[json.RawMessage](), outcomes: make(map[string]itemapi.Outcome), dead: make(map[string]json.RawMessage)}
 }
 
 // Put adds or replaces an item directly. Data must be valid JSON.
@@ -96,13 +98,34 @@ func (d *Driver) Submit(_ context.Context, data json.RawMessage) (string, error)
 }
 
 func (d *Driver) Ack(_ context.Context, name string, outcome itemapi.Outcome) error {
-	if _, ok := d.idx.Delete(name); !ok {
+	data, ok := d.idx.Delete(name)
+	if !ok {
 		return source.NotFound(name)
 	}
 	d.mu.Lock()
 	d.outcomes[name] = outcome
+	if outcome != itemapi.Succeeded {
+		d.dead[name] = data
+	}
 	d.mu.Unlock()
 	return nil
+}
+
+// Redrive puts a failed item back under its old name.
+func (d *Driver) Redrive(_ context.Context, name string) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	data, ok := d.dead[name]
+	if !ok {
+		return "", source.Errorf(itemapi.ReasonNotFound, "redrive: no dead-lettered item %q", name)
+	}
+	if _, there := d.idx.Get(name); there {
+		return "", source.Errorf(itemapi.ReasonConflict, "redrive: the queue already holds an item %q", name)
+	}
+	delete(d.dead, name)
+	delete(d.outcomes, name)
+	d.idx.Put(name, data)
+	return name, nil
 }
 
 func (d *Driver) Ready(context.Context) error {

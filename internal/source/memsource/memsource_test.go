@@ -25,5 +25,5 @@ func TestConformance(t *testing.T) {
 		d := memsource.New()
 		return d, backend{d}, nil
 	}
-	sourcetest.RunConformanceTests(t, mk, sourcetest.Options{Watch: true, Submit: true, Ack: true, AckRemoves: true})
+	sourcetest.RunConformanceTests(t, mk, sourcetest.Options{Watch: true, Submit: true, Ack: true, AckRemoves: true, Redrive: true})
 }

@@ -59,6 +59,14 @@ type Options struct {
 	Names []string
 	// PagingItems is how many items the paging test uses (default 60).
 	PagingItems int
+	// Redrive: the driver is configured to put dead-lettered items back
+	// (source.Redriver). When false, the suite checks that Redrive is
+	// refused with MethodNotAllowed.
+	Redrive bool
+	// RedriveRenames: a redriven item comes back under a new name (a
+	// log-like source appends it anew), so a queue can never already hold
+	// it and the Conflict check is skipped.
+	RedriveRenames bool
 }
 
 var defaultNames = []string{"a.json", "b.json", "dir/c.json", "dir/sub/d e.json", "é-ünicode.json", "z.json"}
@@ -96,6 +104,7 @@ func RunConformanceTests(t *testing.T, mk MakeFunc, opts Options) {
 	t.Run("Watch", s.testWatch)
 	t.Run("Submit", s.testSubmit)
 	t.Run("Ack", s.testAck)
+	t.Run("Redrive", s.testRedrive)
 }
 
 type suite struct {
@@ -351,9 +360,18 @@ func (s *suite) testPagingStable(t *testing.T) {
 
 func (s *suite) testBadContinue(t *testing.T) {
 	ctx, src := s.open(t)
-	_, err := src.List(ctx, source.ListOptions{Limit: 1, Continue: "%%%not a token%%%"})
-	if !itemapi.IsBadRequest(err) {
-		t.Fatalf("List with a garbage continue token: got %v, want BadRequest", err)
+	// Garbage of every shape is refused, including tokens that are valid
+	// base64 (a corrupted or hand-made token must not read as "no more
+	// items": a client would believe its listing complete).
+	for _, tok := range []string{"%%%not a token%%%", "zzzz", "YQ", "bm90LWEtdG9rZW4", "AAAAAAAA", "////"} {
+		_, err := src.List(ctx, source.ListOptions{Limit: 1, Continue: tok})
+		if !itemapi.IsBadRequest(err) {
+			t.Fatalf("List with the garbage continue token %q: got %v, want BadRequest", tok, err)
+		}
+	}
+	_, err := src.List(ctx, source.ListOptions{Limit: 1, Continue: source.EncodeContinue("a")})
+	if err != nil {
+		t.Fatalf("List with a well-formed continue token: %v", err)
 	}
 	_, err = src.List(ctx, source.ListOptions{Limit: -1})
 	if !itemapi.IsBadRequest(err) {
@@ -637,4 +655,121 @@ func jsonEqual(put []byte, got json.RawMessage) error {
 		return fmt.Errorf("got %s, want %s", got, put)
 	}
 	return nil
+}
+
+// testRedrive: an item acknowledged as failed comes back with Redrive,
+// listed under the name Redrive returns, with the same data and an ADDED
+// event; the dead letter no longer holds it (a second Redrive is a
+// NotFound); a name never dead-lettered is a NotFound; and, for drivers
+// that keep the name, a queue that already holds the name is a Conflict.
+func (s *suite) testRedrive(t *testing.T) {
+	ctx, src := s.open(t)
+	if !s.o.Redrive {
+		if _, err := src.Redrive(ctx, s.o.Names[0]); !itemapi.IsMethodNotAllowed(err) {
+			t.Fatalf("Redrive on a source without redrive: got %v, want MethodNotAllowed", err)
+		}
+		return
+	}
+	if !src.CanRedrive() {
+		t.Fatal("Options.Redrive is set but the driver is no source.Redriver")
+	}
+	put := data(7, "redrive")
+	name := s.put(ctx, t, "r/dead.json", put)
+	s.waitListed(ctx, t, src, []string{name})
+
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := src.Watch(wctx)
+	if err != nil && !itemapi.IsMethodNotAllowed(err) {
+		t.Fatalf("Watch: %v", err)
+	}
+	var c *collector
+	if err == nil {
+		c = collect(ch)
+		s.eventually(t, "initial events", func() error { return hasEvents(c, itemapi.WatchEvent{Type: itemapi.Synced}) })
+	}
+
+	if err := src.Ack(ctx, name, itemapi.Failed); err != nil {
+		t.Fatalf("Ack(%q, failed): %v", name, err)
+	}
+	s.waitListed(ctx, t, src, nil)
+	it, err := src.Redrive(ctx, name)
+	if err != nil {
+		t.Fatalf("Redrive(%q): %v", name, err)
+	}
+	if it.Kind != itemapi.KindItem || it.APIVersion != itemapi.APIVersion || itemapi.ValidateName(it.Name) != nil {
+		t.Fatalf("Redrive(%q) answered %+v", name, it)
+	}
+	if !s.o.RedriveRenames && it.Name != name {
+		t.Fatalf("Redrive(%q) renamed the item to %q", name, it.Name)
+	}
+	s.waitListed(ctx, t, src, []string{it.Name})
+	got, err := src.Get(ctx, it.Name)
+	if err != nil {
+		t.Fatalf("Get(%q) after Redrive: %v", it.Name, err)
+	}
+	if err := s.o.DataMatches(put, got.Data); err != nil {
+		t.Fatalf("Get(%q) after Redrive: data %v", it.Name, err)
+	}
+	if c != nil {
+		s.eventually(t, "ADDED after redrive", func() error {
+			evs, _ := c.snapshot()
+			del := slices.Index(evs, itemapi.WatchEvent{Type: itemapi.Deleted, Name: name})
+			if del < 0 {
+				return fmt.Errorf("no DELETED %q in %v", name, evs)
+			}
+			if !slices.ContainsFunc(evs[del+1:], func(ev itemapi.WatchEvent) bool {
+				return ev.Type == itemapi.Added && ev.Name == it.Name
+			}) {
+				return fmt.Errorf("no ADDED %q after DELETED %q in %v", it.Name, name, evs)
+			}
+			return nil
+		})
+	}
+	// The dead letter no longer holds the item: it is in the queue again.
+	if _, err := src.Redrive(ctx, name); !itemapi.IsNotFound(err) {
+		t.Fatalf("second Redrive(%q): got %v, want NotFound", name, err)
+	}
+	if it.Name != name {
+		if _, err := src.Redrive(ctx, it.Name); !itemapi.IsNotFound(err) {
+			t.Fatalf("Redrive(%q) of an item in the queue: got %v, want NotFound", it.Name, err)
+		}
+	}
+	if _, err := src.Redrive(ctx, "r/never-failed.json"); !itemapi.IsNotFound(err) {
+		t.Fatalf("Redrive of a name never dead-lettered: got %v, want NotFound", err)
+	}
+	if err := src.Ack(ctx, it.Name, itemapi.Cancelled); err != nil {
+		t.Fatalf("Ack(%q, cancelled): %v", it.Name, err)
+	}
+	s.waitListed(ctx, t, src, nil)
+	if s.o.RedriveRenames {
+		// A cancelled item is in the dead letter too.
+		again, err := src.Redrive(ctx, it.Name)
+		if err != nil {
+			t.Fatalf("Redrive(%q) of a cancelled item: %v", it.Name, err)
+		}
+		s.waitListed(ctx, t, src, []string{again.Name})
+		return
+	}
+	// The queue holds the name again (a user put a new item there): the
+	// dead-lettered one cannot come back over it.
+	same := s.put(ctx, t, it.Name, data(8, "newer"))
+	s.waitListed(ctx, t, src, []string{same})
+	if _, err := src.Redrive(ctx, it.Name); !itemapi.IsConflict(err) {
+		t.Fatalf("Redrive(%q) while the queue holds that name: got %v, want Conflict", it.Name, err)
+	}
+	s.remove(ctx, t, same)
+	s.waitListed(ctx, t, src, nil)
+	back, err := src.Redrive(ctx, it.Name)
+	if err != nil {
+		t.Fatalf("Redrive(%q) of a cancelled item: %v", it.Name, err)
+	}
+	s.waitListed(ctx, t, src, []string{back.Name})
+	got, err = src.Get(ctx, back.Name)
+	if err != nil {
+		t.Fatalf("Get(%q) after the second Redrive: %v", back.Name, err)
+	}
+	if err := s.o.DataMatches(put, got.Data); err != nil {
+		t.Fatalf("Get(%q) after the second Redrive: data %v", back.Name, err)
+	}
 }

@@ -59,6 +59,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/itemq/itemq/internal/testutil"
+
+	"github.com/itemq/itemq/internal/sysproc"
 )
 
 // NodeName is the KWOK node that runs pods. A Job template for tests sets
@@ -283,7 +285,7 @@ func (cp *ControlPlane) start(name string, args ...string) error {
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.Env = append(os.Environ(), "HOME="+cp.Dir) // kwok and friends write nothing into the real home
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = sysproc.Child(true, syscall.SIGKILL)
 	errc := make(chan error, 1)
 	cp.launch <- func() { errc <- cmd.Start() }
 	if err := <-errc; err != nil {

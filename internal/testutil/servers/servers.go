@@ -38,6 +38,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/itemq/itemq/internal/testutil"
+
+	"github.com/itemq/itemq/internal/sysproc"
 )
 
 // Kinds of server.
@@ -169,7 +171,7 @@ func (s *Server) launch() error {
 	cmd.Stdout, cmd.Stderr = logw, logw
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+S3AccessKey, "ROOT_SECRET_ACCESS_KEY="+S3SecretKey, "VGW_REGION="+S3Region)
 	// Own process group, killed with the test process if it dies first.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = sysproc.Child(true, syscall.SIGKILL)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", s.exe, err)
 	}

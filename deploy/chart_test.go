@@ -1,0 +1,500 @@
+// Package deploy_test checks what deploy/ ships: the Helm chart
+// (deploy/helm/itemq) with helm itself (lint, template, the schema), the
+// rendered objects with server-side dry runs on the test control plane, a
+// real install, upgrade and uninstall there, the ServiceAccount's RBAC, the
+// real itemq-manager running with the chart's settings and RBAC, and the
+// alert rules and dashboard (deploy/prometheus, deploy/grafana) against the
+// metrics a running manager and ambassador export.
+package deploy_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/itemq/itemq/internal/testutil"
+	"github.com/itemq/itemq/internal/testutil/kubetest"
+)
+
+func TestMain(m *testing.M) { kubetest.Main(m) }
+
+// valuesFiles are the chart's example values (deploy/helm/itemq/ci): every
+// source kind, both item-file modes, everything optional.
+var valuesFiles = []string{"dir", "bucket", "kafka", "redis", "url", "full"}
+
+func chartDir(t testing.TB) string {
+	return filepath.Join(testutil.ModuleRoot(t), "deploy", "helm", "itemq")
+}
+
+func valuesFile(t testing.TB, name string) string {
+	return filepath.Join(chartDir(t), "ci", name+"-values.yaml")
+}
+
+// helmCmd runs helm with its own home (cache, config, data) in a temporary
+// directory, and kubeconfig when not empty.
+func helmCmd(t testing.TB, kubeconfig string, args ...string) ([]byte, error) {
+	t.Helper()
+	bin := testutil.Need(t, "ITEMQ_HELM")
+	home := filepath.Join(os.TempDir(), "itemq-helm-home")
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "HOME="+home, "HELM_CACHE_HOME="+home+"/cache",
+		"HELM_CONFIG_HOME="+home+"/config", "HELM_DATA_HOME="+home+"/data")
+	if kubeconfig != "" {
+		cmd.Env = append(cmd.Env, "KUBECONFIG="+kubeconfig)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		return stdout.Bytes(), fmt.Errorf("helm %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.Bytes(), nil
+}
+
+func helm(t testing.TB, kubeconfig string, args ...string) []byte {
+	t.Helper()
+	out, err := helmCmd(t, kubeconfig, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// object is a rendered manifest.
+type object struct {
+	raw  []byte
+	Kind string `json:"kind"`
+	Meta struct {
+		Name        string            `json:"name"`
+		Namespace   string            `json:"namespace"`
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
+	} `json:"metadata"`
+}
+
+func (o object) id() string { return o.Kind + "/" + o.Meta.Name }
+
+// splitManifests parses helm template's output.
+func splitManifests(t testing.TB, out []byte) []object {
+	t.Helper()
+	var objs []object
+	for _, doc := range bytes.Split(out, []byte("\n---")) {
+		js, err := yaml.YAMLToJSON(doc)
+		if err != nil {
+			t.Fatalf("rendered YAML: %v\n%s", err, doc)
+		}
+		if string(js) == "null" {
+			continue
+		}
+		var o object
+		if err := json.Unmarshal(js, &o); err != nil {
+			t.Fatal(err)
+		}
+		if o.Kind == "" {
+			continue
+		}
+		o.raw = js
+		objs = append(objs, o)
+	}
+	return objs
+}
+
+func render(t testing.TB, release, namespace string, args ...string) []object {
+	t.Helper()
+	out := helm(t, "", append([]string{"template", release, chartDir(t), "--namespace", namespace}, args...)...)
+	return splitManifests(t, out)
+}
+
+func find(t testing.TB, objs []object, kind string) object {
+	t.Helper()
+	for _, o := range objs {
+		if o.Kind == kind {
+			return o
+		}
+	}
+	t.Fatalf("no %s rendered", kind)
+	return object{}
+}
+
+func decode[T any](t testing.TB, o object) *T {
+	t.Helper()
+	v := new(T)
+	if err := yaml.UnmarshalStrict(o.raw, v); err != nil {
+		t.Fatalf("%s: %v", o.id(), err)
+	}
+	return v
+}
+
+// jobTemplate is the Job template the chart gives the manager, decoded
+// strictly as a batch/v1 Job (the manager rejects unknown fields too).
+func jobTemplate(t testing.TB, objs []object) (*batchv1.Job, string) {
+	t.Helper()
+	for _, o := range objs {
+		if o.Kind == "ConfigMap" && strings.HasSuffix(o.Meta.Name, "-job-template") {
+			cm := decode[corev1.ConfigMap](t, o)
+			text := cm.Data["job-template.yaml"]
+			var j batchv1.Job
+			if err := yaml.UnmarshalStrict([]byte(text), &j); err != nil {
+				t.Fatalf("the job template: %v\n%s", err, text)
+			}
+			return &j, text
+		}
+	}
+	t.Fatal("no job template ConfigMap rendered")
+	return nil, ""
+}
+
+func envOf(c corev1.Container) map[string]string {
+	env := map[string]string{}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil {
+			env[e.Name] = "(valueFrom)"
+			continue
+		}
+		env[e.Name] = e.Value
+	}
+	return env
+}
+
+func TestHelmLint(t *testing.T) {
+	out := helm(t, "", "lint", "--strict", chartDir(t))
+	t.Logf("%s", out)
+	for _, v := range valuesFiles {
+		helm(t, "", "lint", "--strict", chartDir(t), "-f", valuesFile(t, v))
+	}
+}
+
+// A wrong value fails at install (template) time with a message naming it.
+func TestSchemaRejectsWrongValues(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--set", "manager.itemFile=pod"}, "itemFile"},
+		{[]string{"--set", "manger.maxActive=3"}, "manger"},
+		{[]string{"--set", "replicaCount=3", "--set", "leaderElection.enabled=false"}, "replicaCount"},
+		{[]string{"--set", "queue=Not_A_Label"}, "queue"},
+		{[]string{"--set", "source.type=url"}, "url"},
+		{[]string{"--set", "source.type=nats"}, "source.type"},
+		{[]string{"--set", "ambassador.kind=custom"}, "repository"},
+		{[]string{"--set", "ambassador.kind=sqs"}, "kind"},
+		{[]string{"--set", "manager.maxActive=0"}, "maxActive"},
+		{[]string{"--set", "manager.jobTimeout=30 minutes"}, "jobTimeout"},
+		{[]string{"--set", "job.env.OUTPUT-URL=x"}, "OUTPUT-URL"},
+		{[]string{"--set", "dataVolume.enabled=true"}, "dataVolume"},
+		{[]string{"--set-json", `job.command=["a"]`, "--set-json", `job.steps=[["b"]]`}, "job.steps"},
+	}
+	for _, c := range cases {
+		_, err := helmCmd(t, "", append([]string{"template", "q", chartDir(t)}, c.args...)...)
+		if err == nil {
+			t.Errorf("%v: rendered, want an error about %s", c.args, c.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: the error does not name %q:\n%v", c.args, c.want, err)
+		}
+	}
+	// A release name that is not a DNS label fails too, unless queue is set.
+	if _, err := helmCmd(t, "", "template", strings.Repeat("x", 53), chartDir(t)); err == nil || !strings.Contains(err.Error(), "queue") {
+		t.Errorf("a 53-character release name as the queue: %v", err)
+	}
+}
+
+// What the chart renders, object by object, for every example values file.
+func TestTemplateRendersTheQueue(t *testing.T) {
+	for _, v := range valuesFiles {
+		t.Run(v, func(t *testing.T) {
+			objs := render(t, "rel", "ns1", "-f", valuesFile(t, v))
+			kinds := map[string]bool{}
+			for _, o := range objs {
+				kinds[o.Kind] = true
+				for _, l := range []string{"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+					"app.kubernetes.io/managed-by", "app.kubernetes.io/part-of", "helm.sh/chart"} {
+					if o.Meta.Labels[l] == "" {
+						t.Errorf("%s lacks the label %s", o.id(), l)
+					}
+				}
+				if o.Meta.Namespace != "ns1" {
+					t.Errorf("%s in namespace %q", o.id(), o.Meta.Namespace)
+				}
+			}
+			for _, k := range []string{"Deployment", "ServiceAccount", "Role", "RoleBinding", "Service", "ConfigMap"} {
+				if !kinds[k] {
+					t.Errorf("no %s", k)
+				}
+			}
+			d := decode[appsv1.Deployment](t, find(t, objs, "Deployment"))
+			spec := d.Spec.Template.Spec
+			m := spec.Containers[0]
+			env := envOf(m)
+			if env["MANAGER_RUNNER"] != "kubernetes" || env["MANAGER_JOB_TEMPLATE"] != "/etc/itemq/job-template.yaml" ||
+				env["MANAGER_ADDR"] != "0.0.0.0:8081" {
+				t.Errorf("manager env %v", env)
+			}
+			if env["MANAGER_KUBE_ITEM_FILE"] != "configmap" && env["MANAGER_KUBE_ITEM_FILE"] != "annotation" {
+				t.Errorf("MANAGER_KUBE_ITEM_FILE=%q", env["MANAGER_KUBE_ITEM_FILE"])
+			}
+			// Non-root, read-only, no privileges, for every container.
+			if sc := spec.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+				t.Errorf("pod security context %+v", sc)
+			}
+			for _, c := range spec.Containers {
+				sc := c.SecurityContext
+				if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+					sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+					t.Errorf("container %s: security context %+v", c.Name, sc)
+				}
+				if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
+					t.Errorf("container %s: resources %+v", c.Name, c.Resources)
+				}
+			}
+			if m.ReadinessProbe == nil || m.LivenessProbe == nil {
+				t.Error("the manager has no probes")
+			}
+			switch v {
+			case "url":
+				if len(spec.Containers) != 1 || env["MANAGER_SOURCE"] != "dir:///data/in?pattern=*.json" {
+					t.Errorf("in-manager source: %d containers, MANAGER_SOURCE=%q", len(spec.Containers), env["MANAGER_SOURCE"])
+				}
+				if *d.Spec.Replicas != 1 || env["MANAGER_LEADER_ELECT"] != "false" || kinds["PodDisruptionBudget"] {
+					t.Errorf("one replica: replicas %d, leader election %q, PDB %v", *d.Spec.Replicas, env["MANAGER_LEADER_ELECT"], kinds["PodDisruptionBudget"])
+				}
+				if _, ok := env["MANAGER_JOB_TTL"]; ok {
+					t.Errorf("ttlSecondsAfterFinished null gave MANAGER_JOB_TTL=%q", env["MANAGER_JOB_TTL"])
+				}
+			default:
+				if len(spec.Containers) != 2 || env["MANAGER_SOURCE"] != "http://127.0.0.1:8080" {
+					t.Fatalf("ambassador sidecar: %d containers, MANAGER_SOURCE=%q", len(spec.Containers), env["MANAGER_SOURCE"])
+				}
+				a := spec.Containers[1]
+				if envOf(a)["ITEMQ_ADDR"] != "127.0.0.1:8080" {
+					t.Errorf("the ambassador listens on %q, want the loopback", envOf(a)["ITEMQ_ADDR"])
+				}
+				wantImage := map[string]string{"dir": "itemq/itemq-dir", "bucket": "itemq/itemq-bucket", "kafka": "itemq/itemq-kafka",
+					"redis": "itemq/itemq-redis", "full": "itemq/itemq-dir"}[v]
+				if !strings.HasPrefix(a.Image, wantImage+":") {
+					t.Errorf("ambassador image %s, want %s", a.Image, wantImage)
+				}
+				if *d.Spec.Replicas != 2 || env["MANAGER_LEADER_ELECT"] != "true" || !kinds["PodDisruptionBudget"] {
+					t.Errorf("two replicas: replicas %d, leader election %q, PDB %v", *d.Spec.Replicas, env["MANAGER_LEADER_ELECT"], kinds["PodDisruptionBudget"])
+				}
+				if env["MANAGER_JOB_TTL"] != "86400s" && v != "full" {
+					t.Errorf("MANAGER_JOB_TTL=%q", env["MANAGER_JOB_TTL"])
+				}
+			}
+			if d.Spec.Template.Annotations["checksum/job-template"] == "" {
+				t.Error("no checksum of the job template on the pod template")
+			}
+			job, text := jobTemplate(t, objs)
+			ps := job.Spec.Template.Spec
+			if len(ps.Containers) != 1 || ps.Containers[0].Name != "executor" {
+				t.Fatalf("job template containers: %+v", ps.Containers)
+			}
+			if ps.AutomountServiceAccountToken == nil || *ps.AutomountServiceAccountToken {
+				t.Error("executor pods mount a service account token")
+			}
+			if job.Labels["app.kubernetes.io/component"] != "executor" || job.Labels["app.kubernetes.io/instance"] != "rel" {
+				t.Errorf("job labels %v", job.Labels)
+			}
+			if v == "full" {
+				if job.Labels["kueue.x-k8s.io/queue-name"] != "user-queue" {
+					t.Errorf("no Kueue label on the Job: %v", job.Labels)
+				}
+				if env["MANAGER_STEPS"] != `[["/usr/bin/render","--fast"],["/usr/bin/itemq-script","--","/app/stamp"]]` {
+					t.Errorf("MANAGER_STEPS=%q", env["MANAGER_STEPS"])
+				}
+				if env["MANAGER_JOB_TTL"] != "3600s" || env["MANAGER_TOKEN"] != "(valueFrom)" || env["MANAGER_DISPATCH_WORKERS"] != "32" {
+					t.Errorf("manager env %v", env)
+				}
+				if ps.NodeSelector["node.kubernetes.io/instance-type"] != "gpu" || len(ps.Tolerations) != 1 ||
+					*job.Spec.ActiveDeadlineSeconds != 7200 || ps.PriorityClassName != "batch-low" {
+					t.Errorf("scheduling of the job template:\n%s", text)
+				}
+				if ps.Containers[0].Image != "registry.example.com/render:1.4.2" {
+					t.Errorf("executor image %s", ps.Containers[0].Image)
+				}
+				for _, k := range []string{"ServiceMonitor", "PrometheusRule", "NetworkPolicy", "Ingress", "PersistentVolumeClaim"} {
+					if !kinds[k] {
+						t.Errorf("no %s", k)
+					}
+				}
+			}
+			if v == "bucket" && env["MANAGER_COMMAND"] != `["/usr/bin/itemq-script","--","/app/resize.sh"]` {
+				t.Errorf("MANAGER_COMMAND=%q", env["MANAGER_COMMAND"])
+			}
+		})
+	}
+}
+
+// The RBAC the chart grants, as rules: exactly what the runner calls.
+func TestRoleIsTheMinimum(t *testing.T) {
+	type rule struct{ group, resource, verbs string }
+	rules := func(objs []object) []rule {
+		var out []rule
+		var role struct {
+			Rules []struct {
+				APIGroups []string `json:"apiGroups"`
+				Resources []string `json:"resources"`
+				Verbs     []string `json:"verbs"`
+			} `json:"rules"`
+		}
+		if err := json.Unmarshal(find(t, objs, "Role").raw, &role); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range role.Rules {
+			for _, g := range r.APIGroups {
+				for _, res := range r.Resources {
+					v := append([]string{}, r.Verbs...)
+					sort.Strings(v)
+					out = append(out, rule{g, res, strings.Join(v, ",")})
+				}
+			}
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].group+out[i].resource < out[j].group+out[j].resource })
+		return out
+	}
+	// Sorted by group + resource, as rules() sorts them.
+	want := []rule{
+		{"batch", "jobs", "create,delete,get,list,patch,watch"},
+		{"", "configmaps", "create,delete,get,list,patch"},
+		{"coordination.k8s.io", "leases", "create,get,update"},
+		{"", "events", "create,patch"},
+	}
+	if got := rules(render(t, "rel", "ns1")); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("rules:\n got %v\nwant %v", got, want)
+	}
+	// Without leader election, no Lease.
+	noLease := []rule{want[0], want[1], want[3]}
+	if got := rules(render(t, "rel", "ns1", "-f", valuesFile(t, "url"))); fmt.Sprint(got) != fmt.Sprint(noLease) {
+		t.Errorf("rules without leader election: %v", got)
+	}
+	// rbac.readPods adds read-only pods and logs, nothing else.
+	withPods := append([]rule{}, want...)
+	withPods = append(withPods, rule{"", "pods", "get,list"}, rule{"", "pods/log", "get,list"})
+	sort.Slice(withPods, func(i, j int) bool {
+		return withPods[i].group+withPods[i].resource < withPods[j].group+withPods[j].resource
+	})
+	if got := rules(render(t, "rel", "ns1", "--set", "rbac.readPods=true")); fmt.Sprint(got) != fmt.Sprint(withPods) {
+		t.Errorf("rules with rbac.readPods:\n got %v\nwant %v", got, withPods)
+	}
+}
+
+// deploy/ and the chart ship the same dashboard and rules.
+func TestChartCopiesAreIdentical(t *testing.T) {
+	root := testutil.ModuleRoot(t)
+	for truth, cp := range map[string]string{
+		"deploy/grafana/itemq.json":    "deploy/helm/itemq/files/itemq.json",
+		"deploy/prometheus/rules.yaml": "deploy/helm/itemq/files/rules.yaml",
+	} {
+		a := testutil.ReadFile(t, filepath.Join(root, truth))
+		b := testutil.ReadFile(t, filepath.Join(root, cp))
+		if a != b {
+			t.Errorf("%s differs from %s: cp %s %s", cp, truth, truth, cp)
+		}
+	}
+	// And the chart renders them.
+	objs := render(t, "rel", "ns1", "--set", "prometheusRule.enabled=true", "--set", "grafanaDashboard.enabled=true")
+	var rule struct {
+		Spec struct {
+			Groups []struct {
+				Rules []struct {
+					Alert string `json:"alert"`
+				} `json:"rules"`
+			} `json:"groups"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(find(t, objs, "PrometheusRule").raw, &rule); err != nil || len(rule.Spec.Groups) == 0 || len(rule.Spec.Groups[0].Rules) < 5 {
+		t.Errorf("PrometheusRule: %v %+v", err, rule)
+	}
+	for _, o := range objs {
+		if o.Kind == "ConfigMap" && strings.HasSuffix(o.Meta.Name, "-dashboard") {
+			cm := decode[corev1.ConfigMap](t, o)
+			if cm.Data["itemq.json"] != strings.TrimRight(testutil.ReadFile(t, filepath.Join(root, "deploy/grafana/itemq.json")), "\n") {
+				t.Error("the dashboard ConfigMap does not hold deploy/grafana/itemq.json")
+			}
+			if cm.Labels["grafana_dashboard"] != "1" {
+				t.Errorf("dashboard labels %v", cm.Labels)
+			}
+			return
+		}
+	}
+	t.Error("no dashboard ConfigMap")
+}
+
+// The chart's README lists every value of values.yaml.
+func TestReadmeListsEveryValue(t *testing.T) {
+	var values map[string]any
+	if err := yaml.Unmarshal([]byte(testutil.ReadFile(t, filepath.Join(chartDir(t), "values.yaml"))), &values); err != nil {
+		t.Fatal(err)
+	}
+	readme := testutil.ReadFile(t, filepath.Join(chartDir(t), "README.md"))
+	n := 0
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			p := prefix + k
+			if strings.Contains(readme, "| `"+p+"` |") {
+				n++
+				continue
+			}
+			if sub, ok := v.(map[string]any); ok && len(sub) > 0 {
+				walk(p+".", sub)
+				continue
+			}
+			t.Errorf("README.md does not list the value %s", p)
+		}
+	}
+	walk("", values)
+	if n < 100 {
+		t.Errorf("only %d values listed", n)
+	}
+}
+
+// The manager listens on the pod's address, so it always has a token: the
+// given Secret's, or one the chart generates (none only when asked); and
+// executors may read only what the ambassador serves.
+func TestTokenAndInputAllow(t *testing.T) {
+	for _, c := range []struct {
+		args                 []string
+		token, secret, allow string
+	}{
+		{nil, "(valueFrom)", "rel-itemq-token", "file:///data/"},
+		{[]string{"-f", valuesFile(t, "dir")}, "(valueFrom)", "rel-itemq-token", "file:///media/incoming/"},
+		{[]string{"-f", valuesFile(t, "bucket"), "--set", "ambassador.env.BUCKET_PREFIX=clips/"}, "(valueFrom)", "rel-itemq-token", "s3://incoming/clips/?region=eu-west-1"},
+		{[]string{"-f", valuesFile(t, "full")}, "(valueFrom)", "", "file:///data/in/"},
+		{[]string{"-f", valuesFile(t, "kafka")}, "(valueFrom)", "rel-itemq-token", ""},
+		{[]string{"--set", "manager.allowUnauthenticated=true", "--set", "manager.inputAllow=*"}, "", "", "*"},
+	} {
+		objs := render(t, "rel", "ns1", c.args...)
+		env := envOf(decode[appsv1.Deployment](t, find(t, objs, "Deployment")).Spec.Template.Spec.Containers[0])
+		if env["MANAGER_TOKEN"] != c.token || env["MANAGER_INPUT_ALLOW"] != c.allow {
+			t.Errorf("%q: MANAGER_TOKEN %q, MANAGER_INPUT_ALLOW %q; want %q, %q", c.args, env["MANAGER_TOKEN"], env["MANAGER_INPUT_ALLOW"], c.token, c.allow)
+		}
+		if (c.token == "") != (env["MANAGER_ALLOW_UNAUTHENTICATED"] == "true") {
+			t.Errorf("%q: MANAGER_ALLOW_UNAUTHENTICATED=%q", c.args, env["MANAGER_ALLOW_UNAUTHENTICATED"])
+		}
+		var secret *corev1.Secret
+		for _, o := range objs {
+			if o.Kind == "Secret" {
+				secret = decode[corev1.Secret](t, o)
+			}
+		}
+		switch {
+		case c.secret == "" && secret != nil:
+			t.Errorf("%q: a Secret %s was generated", c.args, secret.Name)
+		case c.secret != "" && (secret == nil || secret.Name != c.secret || len(secret.Data["token"]) < 32):
+			t.Errorf("%q: generated Secret %+v, want %s with a token of ≥ 32 bytes", c.args, secret, c.secret)
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package manager
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+)
+
+// Scaler keeps the parallelism c of a queue where the work-queue model says
+// it is stable: with arrival rate λ (items/s) and mean service time S (s),
+// c = clamp(ceil((λ + B/T)·S / ρ), min, max), where ρ is the target
+// utilisation, and B/T the extra rate needed to drain a backlog of B
+// waiting items within T (without it, a backlog that exists at start-up, or
+// builds in a burst, would drain at the arrival rate only). It grows at
+// once and shrinks by one step only after c was more than needed for a
+// whole ScaleDownDelay (and again after each further delay).
+//
+// λ is a moving average: the arrivals of the last Window (default 10 s)
+// divided by its length (equivalently, the inverse of the mean inter-arrival
+// time over the window); it falls to 0 a Window after arrivals stop. S is an
+// exponentially weighted moving average of finished attempts' run times.
+type Scaler struct {
+	Min, Max       int
+	Rho            float64       // target utilisation, (0, 1]
+	DrainTime      time.Duration // T
+	ScaleDownDelay time.Duration
+	// Window of the arrival rate (default 10s, at most 60s).
+	Window time.Duration
+	// Alpha is the EWMA weight of a new service time (default 0.2).
+	Alpha float64
+
+	mu         sync.Mutex
+	counts     [64]int   // arrivals per second, by unix second mod 64
+	seconds    [64]int64 // the unix second each count is for
+	service    float64   // EWMA of service time, seconds
+	c          int
+	lastNeeded time.Time // the last time c was needed in full
+}
+
+// Observation is what the scaler computed, for metrics and logs.
+type Observation struct {
+	Lambda  float64 // items/s
+	S       float64 // seconds
+	Backlog int
+	C       int
+	Changed bool
+	Reason  string
+}
+
+func (s *Scaler) alpha() float64 {
+	if s.Alpha <= 0 || s.Alpha > 1 {
+		return 0.2
+	}
+	return s.Alpha
+}
+
+// Arrival records a new item.
+func (s *Scaler) Arrival(t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec := t.Unix()
+	i := sec & 63
+	if s.seconds[i] != sec {
+		s.seconds[i], s.counts[i] = sec, 0
+	}
+	s.counts[i]++
+}
+
+// Served records the run time of a finished attempt.
+func (s *Scaler) Served(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := d.Seconds()
+	if s.service == 0 {
+		s.service = v
+	} else {
+		s.service += s.alpha() * (v - s.service)
+	}
+}
+
+func (s *Scaler) window() int64 {
+	w := int64(s.Window / time.Second)
+	if w <= 0 {
+		w = 10
+	}
+	return min(w, 60)
+}
+
+// lambda is the arrival rate over the window ending now.
+func (s *Scaler) lambda(now time.Time) float64 {
+	w := s.window()
+	sec := now.Unix()
+	n := 0
+	for k := int64(0); k < w; k++ {
+		i := (sec - k) & 63
+		if s.seconds[i] == sec-k {
+			n += s.counts[i]
+		}
+	}
+	return float64(n) / float64(w)
+}
+
+// Update computes c for the given backlog at time now.
+func (s *Scaler) Update(now time.Time, backlog int) Observation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lo, hi := max(s.Min, 0), max(s.Max, 1)
+	if lo > hi {
+		lo = hi
+	}
+	rho := s.Rho
+	if rho <= 0 || rho > 1 {
+		rho = 0.9
+	}
+	lam := s.lambda(now)
+	obs := Observation{Lambda: lam, S: s.service, Backlog: backlog}
+	var want int
+	var reason string
+	switch {
+	case s.service == 0 && backlog > 0:
+		// No run time measured yet: give the backlog everything we have.
+		want, reason = hi, "no service time measured yet and items are waiting"
+	case s.service == 0:
+		want, reason = lo, "idle"
+	default:
+		drain := 0.0
+		if s.DrainTime > 0 {
+			drain = float64(backlog) / s.DrainTime.Seconds()
+		}
+		raw := (lam + drain) * s.service / rho
+		want = int(math.Ceil(raw - 1e-9))
+		reason = fmt.Sprintf("ceil((λ %.3g/s + backlog %d/%v)·S %.3gs / ρ %.2g) = %d", lam, backlog, s.DrainTime, s.service, rho, want)
+	}
+	if want < lo {
+		want = lo
+	}
+	if want > hi {
+		want = hi
+	}
+	prev := s.c
+	switch {
+	case prev == 0 || want >= prev:
+		s.c = want
+		s.lastNeeded = now
+	case now.Sub(s.lastNeeded) >= s.ScaleDownDelay:
+		// Fewer were enough for a whole delay: shrink one step, then wait
+		// another delay before the next.
+		s.c = prev - 1
+		s.lastNeeded = now
+		reason += fmt.Sprintf("; shrinking by one step every %v", s.ScaleDownDelay)
+	}
+	obs.C = s.c
+	obs.Changed = s.c != prev
+	obs.Reason = reason
+	return obs
+}
+
+// C is the current parallelism (0 before the first Update).
+func (s *Scaler) C() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c
+}
