@@ -218,10 +218,12 @@ func TestDashboardInChromium(t *testing.T) {
 	s.put("bad-1", `{"fail":true}`)
 	s.put("bad-2", `{"fail":true}`)
 	s.put("hold-1", `{}`)
+	s.put("hold-2", `{}`)
 	s.waitState("ok-1", itemapi.StateSucceeded)
 	s.waitState("bad-1", itemapi.StateDead)
 	s.waitState("bad-2", itemapi.StateDead)
 	s.waitState("hold-1", itemapi.StateRunning)
+	s.waitState("hold-2", itemapi.StateRunning)
 	ctx, dialogs := browser(t)
 	base := s.srv.URL
 
@@ -293,6 +295,17 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	waitText(t, ctx, "main p .state", "cancelled on the page", func(s string) bool { return s == "cancelled" })
 	s.waitState("hold-1", itemapi.StateCancelled)
+
+	// A running job's page follows the job: cancelled elsewhere (here through
+	// the API), the page shows it without being reloaded by hand.
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui/job/hold-2")); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "main p .state", "hold-2 running on its page", func(s string) bool { return s == "running" })
+	if res := s.m.CancelJobs(context.Background(), itemapi.JobSelector{Items: []string{"hold-2"}}); res.Done != 1 {
+		t.Fatalf("cancel hold-2: %+v", res)
+	}
+	waitText(t, ctx, "main p .state", "hold-2 cancelled on its open page", func(s string) bool { return s == "cancelled" })
 
 	// Submit from the form: the job's page shows its log and thumbnails.
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui/submit"),

@@ -91,8 +91,24 @@ func (d *Dashboard) publish(ev live) {
 // maxLivePages bounds the event streams open at once.
 const maxLivePages = 256
 
-// events streams the summary to a live page (text/event-stream).
+// jobState is what a job's page follows: when either changes, the page is
+// out of date.
+type jobState struct {
+	State    itemapi.State `json:"state"`
+	Attempts int           `json:"attempts"`
+}
+
+// events streams the summary to a live page (text/event-stream). With
+// ?job=<item>, every event is followed by a "job" event with that job's
+// state and attempt count, so the job's page can follow it.
 func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
+	job := r.URL.Query().Get("job")
+	if job != "" {
+		if err := itemapi.ValidateName(job); err != nil {
+			http.Error(w, "job: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
 	ch := make(chan []byte, 4)
 	d.mu.Lock()
 	if len(d.subs) >= maxLivePages {
@@ -118,6 +134,16 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 	write := func(b []byte) bool {
 		if _, err := w.Write(append(append([]byte("data: "), b...), '\n', '\n')); err != nil {
 			return false
+		}
+		if job != "" {
+			js := jobState{State: itemapi.State("gone")}
+			if st, ok := d.m.Status(job); ok {
+				js = jobState{State: st.State, Attempts: st.Attempts}
+			}
+			jb, _ := json.Marshal(js)
+			if _, err := w.Write(append(append([]byte("event: job\ndata: "), jb...), '\n', '\n')); err != nil {
+				return false
+			}
 		}
 		return rc.Flush() == nil
 	}

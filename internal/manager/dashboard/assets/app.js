@@ -100,4 +100,19 @@ async function followLog() {
   }
 }
 
-document.addEventListener("DOMContentLoaded", () => { overview(); followLog(); });
+// A job's page while the job has not finished: reloaded when its state or
+// its number of attempts changes (pushed with the summary, every second).
+function followJob() {
+  const el = document.querySelector("[data-follow-job]");
+  if (!el) return;
+  const es = new EventSource("/ui/events?job=" + encodeURIComponent(el.dataset.followJob));
+  es.addEventListener("job", ev => {
+    const j = JSON.parse(ev.data);
+    if (j.state !== el.dataset.state || String(j.attempts) !== el.dataset.attempts) {
+      es.close();
+      location.reload();
+    }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => { overview(); followLog(); followJob(); });
