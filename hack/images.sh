@@ -195,6 +195,12 @@ build_all() {
     fi
     echo "$REGISTRY/$img:$VERSION"
   done
+  # A rebuild moves the tags to new images and leaves the old ones (and the
+  # build's intermediate layers) behind untagged; with podman's vfs storage
+  # each is a full copy of its file system, so repeated builds would fill the
+  # disk. Remove the untagged ones of ours (by their source label, so that
+  # another build running beside this one keeps its intermediate images).
+  "$ENGINE" image prune -f --filter "label=org.opencontainers.image.source=$SOURCE" >/dev/null 2>&1 || true
 }
 
 # manifest LIST IMAGE...: (re)make the manifest list LIST of the local IMAGEs.
