@@ -3,38 +3,16 @@ package main_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/itemq/itemq/internal/testutil"
 	"github.com/itemq/itemq/itemapi"
 )
-
-// chaosScript is the user's script of the chaos run: it holds an flock on
-// its item for as long as it runs (a second attempt of the same item that
-// finds it held records an overlap; the kernel releases it when the
-// process dies, however it dies), traps SIGTERM (and dawdles before it
-// exits), fails at random (about 10 % of runs), and records each start,
-// each completion, and a start after the item's _SUCCESS.json was written
-// (a completed item run again).
-const chaosScript = `#!/bin/sh
-exec 9>"$LOG_DIR/$ITEMQ_JOB_NAME.lock"
-if ! flock -n 9; then echo "$ITEM_NAME" >> "$LOG_DIR/overlaps.log"; fi
-trap 'sleep 0.2; exit 143' TERM
-[ -e "$OUT_ROOT/$ITEM_NAME/_SUCCESS.json" ] && echo "$ITEM_NAME" >> "$LOG_DIR/after-done.log"
-echo "$ITEM_NAME" >> "$LOG_DIR/chaos-starts.log"
-sleep 0.0$(od -An -N1 -tu1 /dev/urandom | tr -d ' ' | cut -c1)
-if [ "$(od -An -N1 -tu1 /dev/urandom | tr -d ' ')" -lt 26 ]; then exit 1; fi
-cp "$WORK_ITEM_FILE" "$OUTPUT_DIR/item.json"
-echo "$ITEM_NAME" >> "$LOG_DIR/done.log"
-`
 
 // TestChaos (issue 13): items through itemq-dir → itemq-manager →
 // itemq-script while the manager, the ambassador and executors are
@@ -46,15 +24,9 @@ echo "$ITEM_NAME" >> "$LOG_DIR/done.log"
 // directory left. ITEMQ_CHAOS_ITEMS sets the size (make test: 200; make
 // chaos: 2,000).
 func TestChaos(t *testing.T) {
-	n := 200
-	if v := os.Getenv("ITEMQ_CHAOS_ITEMS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 1 {
-			t.Fatalf("ITEMQ_CHAOS_ITEMS=%q", v)
-		}
-	}
+	n := testutil.ChaosItems(t, 200)
 	r := newRig(t, "DIR_POLL_INTERVAL=500ms")
-	if err := os.WriteFile(r.script, []byte(chaosScript), 0o755); err != nil {
+	if err := os.WriteFile(r.script, []byte(testutil.ChaosScript), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	work := filepath.Join(t.TempDir(), "work")
@@ -71,8 +43,6 @@ func TestChaos(t *testing.T) {
 	mgr := r.manager()
 	ambAddr := r.amb.Addr
 	var oldLogs []string // of the killed managers and ambassadors, for a failure's story
-	start := time.Now()
-	kills := map[string]int{}
 	archived := func() int {
 		k := 0
 		for _, it := range items {
@@ -82,37 +52,23 @@ func TestChaos(t *testing.T) {
 		}
 		return k
 	}
-	deadline := time.Now().Add(time.Duration(60+n/5) * time.Second)
-	for archived() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d items archived after %v; kills %v", archived(), n, time.Since(start).Round(time.Second), kills)
-		}
-		time.Sleep(time.Duration(300+rand.IntN(1200)) * time.Millisecond)
-		if archived() > n*9/10 {
-			continue // let the run finish
-		}
-		switch rand.IntN(4) {
-		case 0:
+	testutil.Chaos(t, n, 900*time.Millisecond, time.Duration(60+n/5)*time.Second, archived,
+		testutil.ChaosKill{Name: "manager", Do: func() bool {
 			oldLogs = append(oldLogs, mgr.Logs())
 			mgr.Kill()
-			kills["manager"]++
 			mgr = r.manager()
-		case 1:
+			return true
+		}},
+		testutil.ChaosKill{Name: "ambassador", Do: func() bool {
 			oldLogs = append(oldLogs, r.amb.Logs())
 			r.amb.Kill()
-			kills["ambassador"]++
 			r.amb = testutil.StartServer(t, testutil.Binary(t, "ambassadors/dir"), "ITEMQ_ADDR",
 				"DIR_ROOT="+r.root, "DIR_SETTLE=50ms", "DIR_POLL_INTERVAL=500ms", "ITEMQ_ADDR="+ambAddr)
-		default:
-			if pids := processesWith(testutil.Binary(t, "executors/script")); len(pids) > 0 {
-				pid, _ := strconv.Atoi(pids[rand.IntN(len(pids))])
-				if syscall.Kill(pid, syscall.SIGKILL) == nil {
-					kills["executor"]++
-				}
-			}
-		}
-	}
-	t.Logf("%d items archived in %v with kills %v", n, time.Since(start).Round(time.Millisecond), kills)
+			return true
+		}},
+		testutil.ChaosKill{Name: "executor", Do: func() bool { return testutil.KillOneOf(testutil.Binary(t, "executors/script")) }},
+		testutil.ChaosKill{Name: "executor", Do: func() bool { return testutil.KillOneOf(testutil.Binary(t, "executors/script")) }},
+	)
 
 	// No item lost, none archived twice.
 	for _, it := range items {
@@ -174,7 +130,7 @@ func TestChaos(t *testing.T) {
 		t.Errorf("manager stop: %v", err)
 	}
 	testutil.Eventually(t, 10*time.Second, "no leftover processes or attempt directories", func() error {
-		if pids := processesWith(r.script); len(pids) > 0 {
+		if pids := testutil.ProcessesWith(r.script); len(pids) > 0 {
 			return fmt.Errorf("processes still running %s: %v", r.script, pids)
 		}
 		ents, _ := os.ReadDir(work)

@@ -252,24 +252,11 @@ func TestKilledManager(t *testing.T) {
 	}
 	// No executor or user script outlived the killed managers.
 	testutil.Eventually(t, 10*time.Second, "no leftover processes", func() error {
-		if pids := processesWith(r.script); len(pids) > 0 {
+		if pids := testutil.ProcessesWith(r.script); len(pids) > 0 {
 			return fmt.Errorf("processes still running %s: %v", r.script, pids)
 		}
 		return nil
 	})
-}
-
-// processesWith lists the pids whose command line contains s.
-func processesWith(s string) []string {
-	var out []string
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), s) {
-			out = append(out, d.Name())
-		}
-	}
-	return out
 }
 
 func TestSubmitAndPoll(t *testing.T) {
