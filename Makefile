@@ -57,9 +57,9 @@ redis-e2e: test-deps ## the Redis ambassador's full run: 10,000 stream entries t
 	set -a; source $(TESTENV); set +a; \
 	  ITEMQ_REDIS_E2E_ENTRIES=10000 ITEMQ_REDIS_E2E_KILLS=2 $(GO) test -count=1 -v -timeout 60m -run TestThroughManager ./ambassadors/redis
 
-chaos: test-deps ## the chaos runs in full: 2,000 items each through the dir and the Kafka source, the manager and itemq-script with random SIGKILLs (make test runs 200)
+chaos: test-deps ## the chaos runs in full: 2,000 items each with the dir and the Kafka source and on the Kubernetes runner, with random SIGKILLs (make test runs 200, 200 and 60)
 	set -a; source $(TESTENV); set +a; \
-	  ITEMQ_CHAOS_ITEMS=2000 $(GO) test -count=1 -v -timeout 60m -run TestChaos ./manager ./ambassadors/kafka
+	  ITEMQ_CHAOS_ITEMS=2000 $(GO) test -count=1 -v -timeout 90m -run 'TestChaos|TestIntegrationChaos' ./manager ./ambassadors/kafka ./internal/runner/kube
 
 demo: build ## the video thumbnail generator on this machine (WATCH=1 keeps it running)
 	@command -v ffmpeg >/dev/null || ./hack/deps/10-apt.sh >/dev/null

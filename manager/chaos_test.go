@@ -52,23 +52,24 @@ func TestChaos(t *testing.T) {
 		}
 		return k
 	}
-	testutil.Chaos(t, n, 900*time.Millisecond, time.Duration(60+n/5)*time.Second, archived,
-		testutil.ChaosKill{Name: "manager", Do: func() bool {
-			oldLogs = append(oldLogs, mgr.Logs())
-			mgr.Kill()
-			mgr = r.manager()
-			return true
-		}},
-		testutil.ChaosKill{Name: "ambassador", Do: func() bool {
-			oldLogs = append(oldLogs, r.amb.Logs())
-			r.amb.Kill()
-			r.amb = testutil.StartServer(t, testutil.Binary(t, "ambassadors/dir"), "ITEMQ_ADDR",
-				"DIR_ROOT="+r.root, "DIR_SETTLE=50ms", "DIR_POLL_INTERVAL=500ms", "ITEMQ_ADDR="+ambAddr)
-			return true
-		}},
-		testutil.ChaosKill{Name: "executor", Do: func() bool { return testutil.KillOneOf(testutil.Binary(t, "executors/script")) }},
-		testutil.ChaosKill{Name: "executor", Do: func() bool { return testutil.KillOneOf(testutil.Binary(t, "executors/script")) }},
-	)
+	testutil.ChaosRun{Total: n, Finished: archived, Every: 900 * time.Millisecond, Timeout: time.Duration(60+n/5) * time.Second,
+		Kills: []testutil.ChaosKill{
+			{Name: "manager", Do: func() bool {
+				oldLogs = append(oldLogs, mgr.Logs())
+				mgr.Kill()
+				mgr = r.manager()
+				return true
+			}},
+			{Name: "ambassador", Do: func() bool {
+				oldLogs = append(oldLogs, r.amb.Logs())
+				r.amb.Kill()
+				r.amb = testutil.StartServer(t, testutil.Binary(t, "ambassadors/dir"), "ITEMQ_ADDR",
+					"DIR_ROOT="+r.root, "DIR_SETTLE=50ms", "DIR_POLL_INTERVAL=500ms", "ITEMQ_ADDR="+ambAddr)
+				return true
+			}},
+			{Name: "executor", Do: func() bool { return testutil.KillOneOf(testutil.Binary(t, "executors/script")) }},
+			{Name: "executor", Do: func() bool { return testutil.KillOneOf(testutil.Binary(t, "executors/script")) }},
+		}}.Run(t)
 
 	// No item lost, none archived twice.
 	for _, it := range items {

@@ -79,22 +79,23 @@ func TestChaos(t *testing.T) {
 		}
 		return k
 	}
-	testutil.Chaos(t, n, 3*time.Second, time.Duration(60+n/5)*time.Second, committed,
-		testutil.ChaosKill{Name: "manager", Do: func() bool {
-			oldLogs = append(oldLogs, p.mgr.Logs())
-			p.mgr.Kill()
-			p.startManager(t)
-			return true
-		}},
-		testutil.ChaosKill{Name: "ambassador", Do: func() bool {
-			oldLogs = append(oldLogs, p.amb.Logs())
-			p.amb.Kill()
-			p.startAmbassador(t) // same address: the manager's watch reconnects
-			return true
-		}},
-		testutil.ChaosKill{Name: "executor", Do: func() bool { return testutil.KillOneOf(testutil.Binary(t, "executors/script")) }},
-		testutil.ChaosKill{Name: "executor", Do: func() bool { return testutil.KillOneOf(testutil.Binary(t, "executors/script")) }},
-	)
+	testutil.ChaosRun{Total: n, Finished: committed, Every: 3 * time.Second, Timeout: time.Duration(60+n/5) * time.Second,
+		Kills: []testutil.ChaosKill{
+			{Name: "manager", Do: func() bool {
+				oldLogs = append(oldLogs, p.mgr.Logs())
+				p.mgr.Kill()
+				p.startManager(t)
+				return true
+			}},
+			{Name: "ambassador", Do: func() bool {
+				oldLogs = append(oldLogs, p.amb.Logs())
+				p.amb.Kill()
+				p.startAmbassador(t) // same address: the manager's watch reconnects
+				return true
+			}},
+			{Name: "executor", Do: func() bool { return testutil.KillOneOf(testutil.Binary(t, "executors/script")) }},
+			{Name: "executor", Do: func() bool { return testutil.KillOneOf(testutil.Binary(t, "executors/script")) }},
+		}}.Run(t)
 
 	// Each message succeeded or was dead-lettered: one of the two.
 	letters := deadLetters(t, p.k, dead)

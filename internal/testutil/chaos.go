@@ -57,29 +57,45 @@ type ChaosKill struct {
 	Do   func() bool
 }
 
-// Chaos kills at random, at intervals drawn evenly from [every/3,
-// 5·every/3], one of kills, until finished() reaches total; it stops killing once 90 % are finished, to let the run
-// end. The test fails when the run has not finished within timeout. It
-// returns how often each kind killed.
-func Chaos(t testing.TB, total int, every, timeout time.Duration, finished func() int, kills ...ChaosKill) map[string]int {
+// ChaosRun is a chaos run's kill loop.
+type ChaosRun struct {
+	Total    int           // items
+	Finished func() int    // how many are finished for good
+	Every    time.Duration // the mean interval between kills
+	Timeout  time.Duration // for the whole run
+	Kills    []ChaosKill   // one is picked at random for each kill
+	// Stuck, when set, tells what is not finished when the run times out.
+	Stuck func() string
+}
+
+// Run kills at random, at intervals drawn evenly from [Every/3,
+// 5·Every/3], one of Kills, until Finished() reaches Total; it stops
+// killing once 90 % are finished, to let the run end. The test fails when
+// the run has not finished within Timeout. It returns how often each kind
+// killed.
+func (c ChaosRun) Run(t testing.TB) map[string]int {
 	t.Helper()
 	count := map[string]int{}
 	start := time.Now()
-	deadline := start.Add(timeout)
-	for finished() < total {
+	deadline := start.Add(c.Timeout)
+	for c.Finished() < c.Total {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d items finished after %v; kills %v", finished(), total, time.Since(start).Round(time.Second), count)
+			stuck := ""
+			if c.Stuck != nil {
+				stuck = "; " + c.Stuck()
+			}
+			t.Fatalf("%d of %d items finished after %v; kills %v%s", c.Finished(), c.Total, time.Since(start).Round(time.Second), count, stuck)
 		}
-		time.Sleep(every/3 + rand.N(4*every/3))
-		if finished() > total*9/10 {
+		time.Sleep(c.Every/3 + rand.N(4*c.Every/3))
+		if c.Finished() > c.Total*9/10 {
 			continue
 		}
-		k := kills[rand.IntN(len(kills))]
+		k := c.Kills[rand.IntN(len(c.Kills))]
 		if k.Do() {
 			count[k.Name]++
 		}
 	}
-	t.Logf("%d items finished in %v with kills %v", total, time.Since(start).Round(time.Millisecond), count)
+	t.Logf("%d items finished in %v with kills %v", c.Total, time.Since(start).Round(time.Millisecond), count)
 	return count
 }
 
