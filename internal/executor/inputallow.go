@@ -1,176 +1,25 @@
 package executor
 
 import (
-	"fmt"
 	"net/url"
-	"path"
-	"path/filepath"
-	"strings"
 
-	"github.com/itemq/itemq/internal/runner"
+	"github.com/itemq/itemq/internal/inputallow"
 )
 
 // InputAllowEnv names the places an item's data.url and data.path may
 // read: the trust boundary between whoever submits items and the
 // executor's own files, network and credentials (docs/security.md).
-const InputAllowEnv = runner.InputAllowEnv
+const InputAllowEnv = inputallow.Env
 
-// inputPolicy is a parsed EXECUTOR_INPUT_ALLOW: a comma-separated list of
-// URL prefixes (file:///data/videos/, s3://media/in/, https://cdn.example/),
-// absolute paths (the same as their file:// URL), or "*" (anything). Empty:
-// nothing may be read through data.url or data.path.
-type inputPolicy struct {
-	any      bool
-	prefixes []allowed
-	raw      string
-}
-
-type allowed struct {
-	scheme, host, query, path string
-}
+// inputPolicy is the parsed EXECUTOR_INPUT_ALLOW; a refusal is a problem
+// of the item (Permanent: exit code 2, no retry).
+type inputPolicy struct{ inputallow.Policy }
 
 func parseInputAllow(s string) (inputPolicy, error) {
-	p := inputPolicy{raw: s}
-	for _, e := range strings.Split(s, ",") {
-		e = strings.TrimSpace(e)
-		switch {
-		case e == "":
-			continue
-		case e == "*":
-			p.any = true
-			continue
-		case strings.HasPrefix(e, "/"):
-			e = (&url.URL{Scheme: "file", Path: e}).String()
-		}
-		u, err := url.Parse(e)
-		if err != nil {
-			return p, fmt.Errorf("%s: %q: %w", InputAllowEnv, e, err)
-		}
-		a := allowed{scheme: strings.ToLower(u.Scheme), host: strings.ToLower(u.Host), path: u.Path}
-		switch a.scheme {
-		case "file":
-			if !path.IsAbs(u.Path) {
-				return p, fmt.Errorf("%s: %q: a file prefix needs an absolute path", InputAllowEnv, e)
-			}
-			a.path = cleanDir(u.Path)
-		case "http", "https":
-			if a.host == "" {
-				return p, fmt.Errorf("%s: %q: no host", InputAllowEnv, e)
-			}
-			if u.RawQuery != "" {
-				return p, fmt.Errorf("%s: %q: an http prefix has no query", InputAllowEnv, e)
-			}
-			if a.path == "" {
-				a.path = "/"
-			}
-		case "s3", "gs", "azblob", "mem":
-			if a.host == "" && a.scheme != "mem" {
-				return p, fmt.Errorf("%s: %q: no bucket", InputAllowEnv, e)
-			}
-			a.query = u.Query().Encode()
-			a.path = strings.TrimPrefix(a.path, "/")
-		default:
-			return p, fmt.Errorf("%s: %q: unsupported scheme (want file, http, https, s3, gs, azblob or mem; or * for anything)", InputAllowEnv, e)
-		}
-		p.prefixes = append(p.prefixes, a)
-	}
-	return p, nil
+	p, err := inputallow.Parse(s)
+	return inputPolicy{p}, err
 }
 
-// cleanDir is p cleaned, with one trailing slash.
-func cleanDir(p string) string {
-	p = path.Clean(p)
-	if p != "/" {
-		p += "/"
-	}
-	return p
-}
+func (p inputPolicy) allowURL(u *url.URL) error { return Permanent(p.URL(u)) }
 
-// underPrefix: name is prefix itself or below it. A prefix ending in "/"
-// is a directory; any other prefix matches itself and what is below it as
-// a directory ("in" allows "in" and "in/x", not "inx").
-func underPrefix(name, prefix string) bool {
-	if prefix == "" {
-		return true // a whole bucket
-	}
-	if strings.HasSuffix(prefix, "/") {
-		return strings.HasPrefix(name, prefix) || name+"/" == prefix
-	}
-	return name == prefix || strings.HasPrefix(name, prefix+"/")
-}
-
-// allowURL reports why u (data.url) may not be read, or nil.
-func (p inputPolicy) allowURL(u *url.URL) error {
-	if p.any {
-		return nil
-	}
-	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
-	var name string
-	switch scheme {
-	case "file":
-		return p.allowPath(u.Path)
-	case "http", "https":
-		name = u.Path
-		if name == "" {
-			name = "/"
-		}
-	default:
-		name = strings.TrimPrefix(u.Path, "/")
-	}
-	query := u.Query().Encode()
-	for _, a := range p.prefixes {
-		if a.scheme != scheme || a.host != host {
-			continue
-		}
-		if scheme != "http" && scheme != "https" && a.query != query {
-			continue // a bucket's parameters (endpoint, region) are part of where it is
-		}
-		if underPrefix(name, a.path) {
-			return nil
-		}
-	}
-	return p.refusal(u.Redacted())
-}
-
-// allowPath reports why the local file p may not be read, or nil: p
-// (cleaned) and, when it exists, the file it resolves to through symbolic
-// links must both be under a file prefix.
-func (p inputPolicy) allowPath(name string) error {
-	if p.any {
-		return nil
-	}
-	if !path.IsAbs(name) {
-		return fmt.Errorf("input %q: not an absolute path", name)
-	}
-	clean := path.Clean(name)
-	if !p.underFile(clean) {
-		return p.refusal(clean)
-	}
-	if real, err := filepath.EvalSymlinks(clean); err == nil && real != clean && !p.underFile(filepath.ToSlash(real)) {
-		return p.refusal(fmt.Sprintf("%s (a link to %s)", clean, real))
-	}
-	return nil
-}
-
-func (p inputPolicy) underFile(clean string) bool {
-	for _, a := range p.prefixes {
-		if a.scheme != "file" {
-			continue
-		}
-		if underPrefix(clean, a.path) {
-			return true
-		}
-		// The prefix itself may be a link (/data → /mnt/nfs/data).
-		if real, err := filepath.EvalSymlinks(a.path); err == nil && underPrefix(clean, cleanDir(filepath.ToSlash(real))) {
-			return true
-		}
-	}
-	return false
-}
-
-func (p inputPolicy) refusal(what string) error {
-	if p.raw == "" {
-		return Permanentf("input %s refused: %s is empty, so items may not name inputs to read (the manager sets it from MANAGER_INPUT_ALLOW and its source's own location; docs/security.md)", what, InputAllowEnv)
-	}
-	return Permanentf("input %s refused: it is not under %s=%s (docs/security.md)", what, InputAllowEnv, p.raw)
-}
+func (p inputPolicy) allowPath(name string) error { return Permanent(p.Path(name)) }

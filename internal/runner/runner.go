@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/itemq/itemq/internal/inputallow"
 	"github.com/itemq/itemq/itemapi"
 )
 
@@ -186,7 +187,7 @@ const (
 // InputAllowEnv is the executor's variable that confines what an item's
 // data.url and data.path may read (docs/security.md); the manager sets it
 // from MANAGER_INPUT_ALLOW and its in-process source.
-const InputAllowEnv = "EXECUTOR_INPUT_ALLOW"
+const InputAllowEnv = inputallow.Env
 
 // ItemHash is the first 10 hex digits of sha256(item name): the item's label
 // value and the suffix of its job name.

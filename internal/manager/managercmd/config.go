@@ -19,6 +19,7 @@ import (
 
 	"github.com/itemq/itemq/internal/config"
 	"github.com/itemq/itemq/internal/httpapi"
+	"github.com/itemq/itemq/internal/inputallow"
 	"github.com/itemq/itemq/internal/runner"
 	"github.com/itemq/itemq/itemapi"
 )
@@ -213,6 +214,13 @@ func (c *Config) validate(environ []string) error {
 		}
 		if allow != "" {
 			c.jobEnv[runner.InputAllowEnv] = allow
+		}
+	}
+	// Checked here, not only by each executor: a wrong value would
+	// otherwise dead-letter every item that names an input.
+	if v, set := c.jobEnv[runner.InputAllowEnv]; set {
+		if _, err := inputallow.Parse(v); err != nil {
+			return fmt.Errorf("MANAGER_INPUT_ALLOW (or %s%s): %w", JobEnvPrefix, runner.InputAllowEnv, err)
 		}
 	}
 	return nil

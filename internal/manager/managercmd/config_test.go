@@ -230,6 +230,24 @@ func TestExecutorInputAllow(t *testing.T) {
 	}
 }
 
+// A wrong MANAGER_INPUT_ALLOW is refused at start, with the setting and
+// the entry named (before, every executor refused it: every item that
+// named an input was dead-lettered).
+func TestInputAllowCheckedAtStart(t *testing.T) {
+	base := []string{"MANAGER_SOURCE=http://127.0.0.1:8080", "MANAGER_COMMAND=true", "MANAGER_STATE_DIR=/tmp/s"}
+	for _, c := range []struct{ env, want string }{
+		{"MANAGER_INPUT_ALLOW=ftp://files.example.com/", `MANAGER_INPUT_ALLOW (or MANAGER_JOB_ENV_EXECUTOR_INPUT_ALLOW): EXECUTOR_INPUT_ALLOW: "ftp://files.example.com/": unsupported scheme`},
+		{"MANAGER_INPUT_ALLOW=data/videos", `"data/videos": unsupported scheme`},
+		{"MANAGER_INPUT_ALLOW=https:///pub", `"https:///pub": no host`},
+		{"MANAGER_JOB_ENV_EXECUTOR_INPUT_ALLOW=s3:///in", `"s3:///in": no bucket`},
+	} {
+		_, err := loadConfig(append(slices.Clone(base), c.env))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error with %q", c.env, err, c.want)
+		}
+	}
+}
+
 // A manager listening beyond loopback needs a token, or an explicit
 // MANAGER_ALLOW_UNAUTHENTICATED=true.
 func TestTokenBeyondLoopback(t *testing.T) {
