@@ -16,7 +16,7 @@ TEST_TIMEOUT ?= 40m
 CMDS := itemq-dir:ambassadors/dir itemq-bucket:ambassadors/bucket itemq-kafka:ambassadors/kafka itemq-redis:ambassadors/redis \
         itemq-script:executors/script itemq-thumbnail:executors/thumbnail itemq:cmd/itemq itemq-manager:manager
 
-.PHONY: help build test test-deps vet cross bench fmt clean demo images fuzz redis-e2e screenshots chaos
+.PHONY: help build test test-deps vet cross bench fmt clean demo images fuzz redis-e2e screenshots chaos sim
 
 help: ## show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ redis-e2e: test-deps ## the Redis ambassador's full run: 10,000 stream entries t
 chaos: test-deps ## the chaos runs in full: 2,000 items each with the dir and the Kafka source and on the Kubernetes runner, with random SIGKILLs (make test runs 200, 200 and 60)
 	set -a; source $(TESTENV); set +a; \
 	  ITEMQ_CHAOS_ITEMS=2000 $(GO) test -count=1 -v -timeout 90m -run 'TestChaos|TestIntegrationChaos' ./manager ./ambassadors/kafka ./internal/runner/kube
+
+sim: ## the scaling simulator in full: every workload through itemq's scaler and the queue-length controllers; writes docs/scaling/ (results.md and plots)
+	$(GO) run ./hack/sim -size 1 -seeds 3 -out docs/scaling
 
 demo: build ## the video thumbnail generator on this machine (WATCH=1 keeps it running)
 	@command -v ffmpeg >/dev/null || ./hack/deps/10-apt.sh >/dev/null
