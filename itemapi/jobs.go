@@ -178,6 +178,44 @@ const (
 // SHA-256 (hex) as its manifest records it, for the client to check.
 const OutputSHA256Header = "Itemq-Output-Sha256"
 
+// Scaling says why the manager runs as many jobs as it does (GET
+// /v1/scaling): the inputs of its control loop, its decision c, how c was
+// computed at the last update and why it last changed (docs/scaling.md).
+type Scaling struct {
+	Kind       string `json:"kind"`
+	APIVersion string `json:"apiVersion"`
+	Queue      string `json:"queue"`
+	// Lambda is the arrival rate (items/s), S the mean run time of an
+	// attempt (s), Backlog the items waiting for a job.
+	Lambda  float64 `json:"lambda"`
+	S       float64 `json:"s"`
+	Backlog int     `json:"backlog"`
+	// Pending counts jobs created and not running yet (a pod waiting for a
+	// node or its image, a Job suspended until Kueue admits it): they hold
+	// a slot of c but are not capacity at work. Running counts jobs whose
+	// attempt runs; RetryWaiting jobs waiting for their next attempt (they
+	// hold no slot).
+	Pending      int `json:"pending"`
+	Running      int `json:"running"`
+	RetryWaiting int `json:"retryWaiting"`
+	// C is the parallelism: the most jobs at once now, within [Min, Max].
+	C   int `json:"c"`
+	Min int `json:"min"`
+	Max int `json:"max"`
+	// The settings of the control loop (MANAGER_TARGET_UTILIZATION,
+	// MANAGER_DRAIN_TIME, MANAGER_SCALE_DOWN_DELAY), in seconds.
+	TargetUtilization     float64 `json:"targetUtilization"`
+	DrainTimeSeconds      float64 `json:"drainTimeSeconds"`
+	ScaleDownDelaySeconds float64 `json:"scaleDownDelaySeconds"`
+	// PredictedWait is backlog·S/c, the wait of an item arriving now (s).
+	PredictedWait float64 `json:"predictedWait"`
+	// Reason is how c was computed at the last update (every second);
+	// LastChange and LastChangeReason when, and why, c last changed.
+	Reason           string     `json:"reason"`
+	LastChange       *time.Time `json:"lastChange,omitempty"`
+	LastChangeReason string     `json:"lastChangeReason,omitempty"`
+}
+
 // Summary answers GET /v1/summary: the queue at a glance (what itemq top
 // shows).
 type Summary struct {

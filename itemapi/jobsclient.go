@@ -200,6 +200,16 @@ func (j *JobsClient) Output(ctx context.Context, item, file string) (rc io.ReadC
 	return resp.Body, resp.ContentLength, resp.Header.Get(OutputSHA256Header), nil
 }
 
+// Scaling returns the state of the manager's control loop (GET
+// /v1/scaling).
+func (j *JobsClient) Scaling(ctx context.Context) (*Scaling, error) {
+	var s Scaling
+	if err := j.c.call(ctx, request{method: http.MethodGet, path: "/v1/scaling", idempotent: true, maxBody: MaxResponseBytes}, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
 // Summary returns the queue at a glance (GET /v1/summary).
 func (j *JobsClient) Summary(ctx context.Context) (*Summary, error) {
 	var s Summary

@@ -316,6 +316,18 @@ func TestLifecycleAPI(t *testing.T) {
 		t.Errorf("empty selector: %v", err)
 	}
 
+	// The control loop's state: the running job, c and why.
+	sc, err := viewer.Scaling(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Kind != "Scaling" || sc.Running != 1 || sc.Pending != 0 || sc.C < 1 || sc.Reason == "" || sc.LastChange == nil || sc.LastChangeReason == "" {
+		t.Errorf("scaling: %+v", sc)
+	}
+	if _, err := anon.Scaling(ctx); !itemapi.IsUnauthorized(err) {
+		t.Errorf("anonymous scaling: %v", err)
+	}
+
 	// The log, while it runs; a long poll that ends with the job.
 	rc, err := viewer.Logs(ctx, "slow", 1, false)
 	if err != nil {

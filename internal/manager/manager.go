@@ -92,6 +92,9 @@ type Manager struct {
 	// cancelled: items cancelled before their job started (lifecycle.go).
 	cancelled map[string]*cancelMark
 	lastObs   Observation // the scaler's last
+	// lastChange and lastChangeReason: when and why c last changed.
+	lastChange       time.Time
+	lastChangeReason string
 	// changed is closed (and replaced) whenever a job's state changes.
 	changed  chan struct{}
 	inflight int // slots reserved by dispatch workers
@@ -1008,6 +1011,9 @@ func (m *Manager) scale(now time.Time) {
 	m.mu.Lock()
 	m.limit = obs.C
 	m.lastObs = obs
+	if obs.Changed {
+		m.lastChange, m.lastChangeReason = now, obs.Reason
+	}
 	m.mu.Unlock()
 	m.met.observe(obs)
 	if obs.Changed {

@@ -87,12 +87,19 @@ func newMetrics(m *Manager) *metrics {
 		gauge("itemq_manager_retry_waiting", "Jobs waiting for their next attempt after a failed one (they hold no slot).", func() float64 {
 			m.mu.Lock()
 			defer m.mu.Unlock()
-			n := 0
-			for _, j := range m.jobs {
-				if !j.Phase.Finished() && !j.RetryAt.IsZero() {
-					n++
-				}
-			}
+			_, _, n := m.phasesLocked()
+			return float64(n)
+		}),
+		gauge("itemq_manager_pending_jobs", "Jobs created and not running yet (a pod not started, a Job suspended by Kueue): they hold a slot but are not capacity at work.", func() float64 {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			n, _, _ := m.phasesLocked()
+			return float64(n)
+		}),
+		gauge("itemq_manager_running_jobs", "Jobs whose attempt runs.", func() float64 {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			_, n, _ := m.phasesLocked()
 			return float64(n)
 		}),
 		gauge("itemq_manager_oldest_waiting_seconds", "Age of the oldest item waiting for a job (0 when none waits).", func() float64 {

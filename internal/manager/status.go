@@ -209,6 +209,46 @@ func (m *Manager) Summary() itemapi.Summary {
 	return sum
 }
 
+// Scaling returns the state of the control loop (GET /v1/scaling).
+func (m *Manager) Scaling() itemapi.Scaling {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sc := itemapi.Scaling{Kind: "Scaling", APIVersion: itemapi.APIVersion, Queue: m.cfg.Queue,
+		Lambda: m.lastObs.Lambda, S: m.lastObs.S, Backlog: len(m.queued), C: m.limit,
+		Min: m.scaler.Min, Max: m.scaler.Max, TargetUtilization: m.scaler.Rho,
+		DrainTimeSeconds: m.scaler.DrainTime.Seconds(), ScaleDownDelaySeconds: m.scaler.ScaleDownDelay.Seconds(),
+		Reason: m.lastObs.Reason, LastChangeReason: m.lastChangeReason}
+	if sc.TargetUtilization <= 0 || sc.TargetUtilization > 1 {
+		sc.TargetUtilization = 0.9 // the scaler's default
+	}
+	if m.lastObs.C > 0 {
+		sc.PredictedWait = float64(len(m.queued)) * m.lastObs.S / float64(m.lastObs.C)
+	}
+	if !m.lastChange.IsZero() {
+		at := m.lastChange
+		sc.LastChange = &at
+	}
+	sc.Pending, sc.Running, sc.RetryWaiting = m.phasesLocked()
+	return sc
+}
+
+// phasesLocked counts the unfinished jobs: created and not running yet,
+// running, and waiting for a retry.
+func (m *Manager) phasesLocked() (pending, running, retryWaiting int) {
+	for _, j := range m.jobs {
+		switch {
+		case j.Phase.Finished():
+		case !j.RetryAt.IsZero():
+			retryWaiting++
+		case j.Phase == runner.PhaseRunning:
+			running++
+		default:
+			pending++
+		}
+	}
+	return pending, running, retryWaiting
+}
+
 // History returns the attempts of an item's job: from the runner when it
 // reads them from elsewhere (runner.Historian), else from its record.
 func (m *Manager) History(ctx context.Context, item string) ([]itemapi.Attempt, error) {

@@ -29,7 +29,7 @@ func FuzzStatusAPI(f *testing.F) {
 		{"GET", "/v1/jobs", ""}, {"GET", "/v1/jobs?state=dead&limit=2", ""}, {"GET", "/v1/jobs?state=nope", ""},
 		{"GET", "/v1/jobs?limit=-3", ""}, {"GET", "/v1/jobs?continue=zzz", ""}, {"GET", "/v1/jobs?prefix=a&continue=%zz", ""},
 		{"GET", "/v1/jobs/a%2Fb", ""}, {"GET", "/v1/jobs/done?wait=1ms", ""}, {"GET", "/v1/jobs/done?wait=forever", ""},
-		{"GET", "/v1/jobs/", ""}, {"GET", "/v1/summary", ""}, {"GET", "/v1/logs/done?tail=5", ""},
+		{"GET", "/v1/jobs/", ""}, {"GET", "/v1/summary", ""}, {"GET", "/v1/scaling", ""}, {"GET", "/v1/logs/done?tail=5", ""},
 		{"GET", "/v1/logs/done?tail=-1&follow=maybe", ""}, {"GET", "/v1/outputs/done", ""}, {"GET", "/v1/outputs/done?file=../x", ""},
 		{"POST", "/v1/jobs", `{"frames":[1,2]}`}, {"POST", "/v1/jobs", `not json`}, {"POST", "/v1/jobs", `[]`},
 		{"POST", "/v1/cancel", `{"items":["a/b"]}`}, {"POST", "/v1/cancel", `{}`}, {"POST", "/v1/retry", `{"state":"dead","prefix":"x"}`},

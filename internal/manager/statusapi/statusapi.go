@@ -74,6 +74,7 @@ func NewAPI(m *manager.Manager, opts APIOptions) http.Handler {
 	e.POST("/v1/jobs", a.submit)
 	e.GET("/v1/jobs/*", read(a.get))
 	e.GET("/v1/summary", read(func(c echo.Context) error { return c.JSON(http.StatusOK, a.m.Summary()) }))
+	e.GET("/v1/scaling", read(func(c echo.Context) error { return c.JSON(http.StatusOK, a.m.Scaling()) }))
 	e.POST("/v1/cancel", a.cancel)
 	e.POST("/v1/retry", a.retry)
 	e.GET("/v1/logs/*", read(a.logs))

@@ -113,6 +113,9 @@ func TestIntegrationSuspendedJobsWaitForAdmission(t *testing.T) {
 	if err != nil || len(pods.Items) != 0 {
 		t.Fatalf("%d pods of suspended Jobs, %v", len(pods.Items), err)
 	}
+	if sc := rg.m.Scaling(); sc.Pending != 2 || sc.Running != 0 {
+		t.Errorf("scaling while Kueue has not admitted the Jobs: %d pending, %d running; want 2, 0", sc.Pending, sc.Running)
+	}
 	// Admit every Job as Kueue would: resume it.
 	resume := func() error {
 		jobs, err := rg.client.BatchV1().Jobs(rg.ns).List(context.Background(), metav1.ListOptions{})

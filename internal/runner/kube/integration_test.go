@@ -429,6 +429,10 @@ func TestIntegrationPendingPodsCountAsActive(t *testing.T) {
 	if cs := takeCensus(t, rg.client, rg.ns); len(cs.jobs) != 3 {
 		t.Fatalf("%d jobs, want 3", len(cs.jobs))
 	}
+	// GET /v1/scaling tells them apart from capacity at work.
+	if sc := rg.m.Scaling(); sc.Pending != 3 || sc.Running != 0 || sc.Backlog != 7 || sc.C != 3 {
+		t.Errorf("scaling: %d pending, %d running, backlog %d, c %d; want 3, 0, 7, 3", sc.Pending, sc.Running, sc.Backlog, sc.C)
+	}
 }
 
 // Steps as init containers: the API server accepts the built pipeline
