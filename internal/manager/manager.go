@@ -571,7 +571,7 @@ func (m *Manager) resync(ctx context.Context) error {
 	seen := make(map[string]struct{}, len(jobs))
 	for i := range jobs {
 		seen[jobs[i].Item] = struct{}{}
-		m.setJobLocked(jobs[i])
+		m.updateJobLocked(jobs[i], true)
 	}
 	for name, j := range m.jobs {
 		// A start recorded here before the runner was listed, yet missing
@@ -791,7 +791,26 @@ func (m *Manager) deleteJobLocked(item string) {
 // onJob receives the runner's updates.
 func (m *Manager) onJob(j runner.Job) {
 	m.mu.Lock()
+	m.updateJobLocked(j, false)
+	m.mu.Unlock()
+	m.signal()
+}
+
+// updateJobLocked takes a job's state from the runner: an update, or a
+// job of a listing (a resync). A listing may be older than updates already
+// taken, so it never takes a job back from finished; and a finish seen
+// first in a listing is a finish like any other (its event emitted, its
+// ack queued), whenever the update itself comes. A finished job that a
+// listing brings and the manager did not know is only recorded.
+func (m *Manager) updateJobLocked(j runner.Job, listed bool) {
 	old := m.jobs[j.Item]
+	if old != nil && old.Phase.Finished() && !j.Phase.Finished() && old.Name == j.Name && old.CreatedAt.Equal(j.CreatedAt) {
+		return // stale: this job has finished since
+	}
+	if listed && old == nil {
+		m.setJobLocked(j)
+		return
+	}
 	if old != nil && old.Acked != "" && j.Acked == "" {
 		j.Acked = old.Acked
 	}
@@ -823,8 +842,6 @@ func (m *Manager) onJob(j runner.Job) {
 		m.met.retries.Inc()
 		m.log.Info("attempt failed; the job will retry", "item", j.Item, "attempts", j.Attempts, "err", j.Error)
 	}
-	m.mu.Unlock()
-	m.signal()
 }
 
 // ---- acknowledgements ----
