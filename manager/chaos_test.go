@@ -88,10 +88,10 @@ func TestChaos(t *testing.T) {
 	}
 	// None completed twice: the script never ran once its item's results
 	// were uploaded.
-	if again := readLines(t, filepath.Join(r.logs, "after-done.log")); len(again) > 0 {
+	if again := testutil.ReadLines(t, filepath.Join(r.logs, "after-done.log")); len(again) > 0 {
 		t.Errorf("run again after they had succeeded: %v", again)
 	}
-	if o := readLines(t, filepath.Join(r.logs, "overlaps.log")); len(o) > 0 {
+	if o := testutil.ReadLines(t, filepath.Join(r.logs, "overlaps.log")); len(o) > 0 {
 		t.Errorf("two attempts of one item ran at once: %v", o)
 	}
 	// Every finished job is in the status API.

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -114,7 +113,7 @@ func (r *rig) manager(env ...string) *testutil.Process {
 func (r *rig) starts() map[string]int {
 	r.t.Helper()
 	starts := map[string]int{}
-	for _, l := range readLines(r.t, filepath.Join(r.logs, "starts.log")) {
+	for _, l := range testutil.ReadLines(r.t, filepath.Join(r.logs, "starts.log")) {
 		name, seen, _ := strings.Cut(l, " ")
 		starts[name]++
 		if seen == "yes" {
@@ -122,24 +121,6 @@ func (r *rig) starts() map[string]int {
 		}
 	}
 	return starts
-}
-
-func readLines(t *testing.T, path string) []string {
-	t.Helper()
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		out = append(out, sc.Text())
-	}
-	return out
 }
 
 func exists(path string) bool {
@@ -184,7 +165,7 @@ func TestEndToEnd(t *testing.T) {
 	r.put(all[100:]...)
 	r.waitArchived(all, bad, 3*time.Minute)
 
-	done := readLines(t, filepath.Join(r.logs, "done.log"))
+	done := testutil.ReadLines(t, filepath.Join(r.logs, "done.log"))
 	count := map[string]int{}
 	for _, n := range done {
 		count[n]++
@@ -344,7 +325,7 @@ func TestMinimalAmbassador(t *testing.T) {
 		return nil
 	})
 	time.Sleep(time.Second) // several polls later…
-	starts := readLines(t, filepath.Join(r.logs, "starts.log"))
+	starts := testutil.ReadLines(t, filepath.Join(r.logs, "starts.log"))
 	if len(starts) != len(items) {
 		t.Fatalf("%d runs for %d items: %v", len(starts), len(items), starts)
 	}

@@ -73,7 +73,7 @@ func TestLifecycleWithItemqCommand(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &again) != nil || again.Item != st.Item {
 		t.Fatalf("replayed key after a restart: exit %d, %s (first %s)", code, out, st.Item)
 	}
-	if n := strings.Count(strings.Join(readLines(t, filepath.Join(r.logs, "done.log")), "\n"), st.Item); n != 1 {
+	if n := strings.Count(strings.Join(testutil.ReadLines(t, filepath.Join(r.logs, "done.log")), "\n"), st.Item); n != 1 {
 		t.Fatalf("the keyed job ran %d times", n)
 	}
 	// A job that fails: exit 3.

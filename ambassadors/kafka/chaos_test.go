@@ -125,10 +125,10 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	// None completed twice, no two attempts of one item at once.
-	if again := readLog(t, filepath.Join(logs, "after-done.log")); len(again) > 0 {
+	if again := testutil.ReadLines(t, filepath.Join(logs, "after-done.log")); len(again) > 0 {
 		t.Errorf("run again after they had succeeded: %v", again)
 	}
-	if o := readLog(t, filepath.Join(logs, "overlaps.log")); len(o) > 0 {
+	if o := testutil.ReadLines(t, filepath.Join(logs, "overlaps.log")); len(o) > 0 {
 		t.Errorf("two attempts of one item ran at once: %v", o)
 	}
 	// Every job is in the status API, finished as the source says.
@@ -212,17 +212,4 @@ func deadLetters(t *testing.T, k *kafka, topic string) map[string]int {
 		})
 	}
 	return out
-}
-
-// readLog returns a log file's lines (none when it does not exist).
-func readLog(t *testing.T, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Fields(string(b))
 }

@@ -166,3 +166,17 @@ func ReadFile(t testing.TB, p string) string {
 	}
 	return string(b)
 }
+
+// ReadLines returns the lines of the file p (none when it does not
+// exist), failing the test if it cannot be read.
+func ReadLines(t testing.TB, p string) []string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.FieldsFunc(string(b), func(r rune) bool { return r == '\n' })
+}
