@@ -23,10 +23,11 @@ import (
 
 // TestIntegrationChaos (issue 13) is the chaos run on the Kubernetes
 // runner: files of a dir:// source through two itemq-manager replicas with
-// leader election, Jobs run by KWOK on the test control plane, while at
-// random (every 0.5–2.5 s; pods run 1 s) a replica is SIGKILLed and started again (the
-// leader as often as the standby), or a running pod is deleted (the
-// executor killed: the Job controller counts a failed attempt). Every 20th
+// leader election, Jobs run by KWOK on the test control plane (pods run
+// 1 s), while at random (every 0.5–2.5 s) a replica is SIGKILLed and
+// started again (the leader as often as the standby), or a running pod is
+// deleted (the executor killed: the Job controller counts a failed
+// attempt). Every 20th
 // item always fails (its name starts with "conformance.fail.", which
 // hack/kwok/stages.yaml makes exit 1). At the end: every item archived
 // once, in .done/ or .failed/, and every always-failing one in .failed/;
