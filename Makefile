@@ -89,6 +89,7 @@ FUZZ_TARGETS := \
 	./internal/source/dirsource:FuzzCheckName \
 	./internal/ambassador:FuzzHandler \
 	./internal/executor:FuzzReadItemFile \
+	./internal/executor:FuzzSafeFileName \
 	./internal/manager/managercmd:FuzzParseSteps \
 	./internal/manager/managercmd:FuzzReadEnvFile \
 	./internal/manager/statusapi:FuzzStatusAPI

@@ -57,3 +57,29 @@ func FuzzReadItemFile(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSafeFileName: whatever name or URL path an item gives its input, the
+// local file name is one non-empty path segment of at most 200 safe bytes
+// ([A-Za-z0-9._-]) that does not start with a dot (never ".", ".." or
+// hidden), and a safe name stays as it is.
+func FuzzSafeFileName(f *testing.F) {
+	for _, s := range []string{"clips/a b.mp4", "..", "/", "x/.hidden", "é.mov", `a\b.mp4`, "", "a/", "...", "%2e%2e",
+		strings.Repeat("a", 300) + ".mp4", strings.Repeat("b", 199) + "." + strings.Repeat("x", 30), "\x00.mp4"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		got := SafeFileName(in)
+		if got == "" || len(got) > 200 || got[0] == '.' {
+			t.Fatalf("SafeFileName(%q) = %q", in, got)
+		}
+		for i := 0; i < len(got); i++ {
+			c := got[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+				t.Fatalf("SafeFileName(%q) = %q: byte %q", in, got, c)
+			}
+		}
+		if again := SafeFileName(got); again != got {
+			t.Fatalf("SafeFileName(%q) = %q, then %q", in, got, again)
+		}
+	})
+}
