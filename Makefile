@@ -92,7 +92,8 @@ FUZZ_TARGETS := \
 	./internal/executor:FuzzSafeFileName \
 	./internal/manager/managercmd:FuzzParseSteps \
 	./internal/manager/managercmd:FuzzReadEnvFile \
-	./internal/manager/statusapi:FuzzStatusAPI
+	./internal/manager/statusapi:FuzzStatusAPI \
+	./internal/manager/dashboard:FuzzDashboard
 
 fuzz: ## fuzz every target of FUZZ_TARGETS for FUZZTIME each (one at a time, -parallel=1)
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t#*:}; \

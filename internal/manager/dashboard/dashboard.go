@@ -371,7 +371,13 @@ func (d *Dashboard) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	it, err := d.m.Submit(r.Context(), json.RawMessage(data))
 	if err != nil {
-		d.render(w, r, http.StatusBadGateway, "submit.html", "Submit a job", "submit",
+		// The source's refusal keeps its code (too large, bad request,
+		// not allowed); only a source that failed is a bad gateway.
+		code := http.StatusBadGateway
+		if c := itemapi.ReasonOf(err).HTTPCode(); c >= 400 && c < 500 {
+			code = c
+		}
+		d.render(w, r, code, "submit.html", "Submit a job", "submit",
 			map[string]string{"Data": data, "Error": "The source refused the job: " + err.Error()})
 		return
 	}
