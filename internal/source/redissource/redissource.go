@@ -85,6 +85,12 @@ type Driver struct {
 	acks *ackLog
 
 	streams map[string]bool // key → is a stream (else a list)
+	// recovering counts the streams and lists whose pending items of an
+	// earlier run (own pending entries, the processing list) are not all
+	// read back yet: until then an unknown name may be one of them, so Get
+	// and Ack answer Unavailable (retry) rather than NotFound (which a
+	// manager takes as "already acknowledged").
+	recovering atomic.Int32
 
 	mu      sync.Mutex
 	wake    chan struct{} // closed when room is made in the window
@@ -164,6 +170,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Driver, error) {
 	cancel()
 
 	ctx, d.cancel = context.WithCancel(ctx)
+	d.recovering.Store(int32(len(cfg.Streams) + len(cfg.Lists)))
 	for _, s := range cfg.Streams {
 		d.wg.Add(2)
 		go func() { defer d.wg.Done(); d.readStream(ctx, s) }()
@@ -285,6 +292,7 @@ func (d *Driver) readStream(ctx context.Context, s string) {
 	// First this consumer's own pending entries (from an earlier run),
 	// then new ones.
 	history, cursor := true, "0"
+	recovered := false
 	for ctx.Err() == nil {
 		if !d.waitRoom(ctx) {
 			return
@@ -333,6 +341,10 @@ func (d *Driver) readStream(ctx context.Context, s string) {
 		}
 		if history && len(msgs) == 0 {
 			d.acks.end(start)
+			if !recovered {
+				recovered = true
+				d.recovering.Add(-1)
+			}
 			history = false
 			continue
 		}
@@ -654,6 +666,7 @@ func (d *Driver) readList(ctx context.Context, l string) {
 		if len(elems) > 0 {
 			log.Info("recovered the processing list", "processing_list", proc, "values", len(elems))
 		}
+		d.recovering.Add(-1)
 		d.setErr(l, nil)
 		break
 	}
@@ -733,7 +746,7 @@ func (d *Driver) List(_ context.Context, opts source.ListOptions) ([]string, str
 func (d *Driver) Get(_ context.Context, name string) (json.RawMessage, error) {
 	it, ok := d.idx.Get(name)
 	if !ok {
-		return nil, source.NotFound(name)
+		return nil, d.notFound(name)
 	}
 	if it.stream {
 		return d.streamData(it)
@@ -804,13 +817,23 @@ func (d *Driver) entryFields(data json.RawMessage) ([]string, error) {
 	return out, nil
 }
 
+// notFound is the answer for a name the window does not hold: NotFound,
+// or Unavailable while pending items of an earlier run are being read back
+// (the name may be one of them).
+func (d *Driver) notFound(name string) error {
+	if d.recovering.Load() > 0 {
+		return source.Errorf(itemapi.ReasonUnavailable, "item %q is not known yet: the ambassador is reading back the pending items of its earlier run; try again", name)
+	}
+	return source.NotFound(name)
+}
+
 // Ack acknowledges an item: succeeded → XACK (or LREM from the processing
 // list); failed → to the dead-letter stream or list and acknowledged, in
 // one script.
 func (d *Driver) Ack(ctx context.Context, name string, outcome itemapi.Outcome) error {
 	it, ok := d.idx.Get(name)
 	if !ok {
-		return source.NotFound(name)
+		return d.notFound(name)
 	}
 	var done bool
 	var err error

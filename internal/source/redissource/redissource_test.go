@@ -579,3 +579,41 @@ func TestAckLogBounded(t *testing.T) {
 		t.Fatalf("after every read ended: size %d", l.size())
 	}
 }
+
+// A driver that has not yet read back the pending items of its earlier run
+// (here: Redis is down when it starts) answers Unavailable, not NotFound,
+// for a name it does not know: the name may be one of them, and a manager
+// takes NotFound on an acknowledgement as "already acknowledged" (seen in
+// TestKillAmbassadorMidRunLists: an item acknowledged that way was listed
+// again once the processing list was read back, and ran twice). Once they
+// are read back, the item is there, and an unknown name is NotFound.
+func TestUnknownNamesWhileRecovering(t *testing.T) {
+	srv := redisserver.Start(t, redisserver.Options{AOF: true})
+	c := srv.Client(t)
+	cfg := testConfig(srv)
+	l := key("recover")
+	cfg.Lists = []string{l}
+	// The earlier run's processing list holds item number 5.
+	if err := c.RPush(context.Background(), l+":processing:c1", `itemq1:5:{"id":"m5"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	d := open(t, cfg)
+	name := listName(l, 5)
+	if _, err := d.Get(context.Background(), name); itemapi.ReasonOf(err) != itemapi.ReasonUnavailable {
+		t.Errorf("Get %s before the processing list is read back: %v, want Unavailable", name, err)
+	}
+	if err := d.Ack(context.Background(), name, itemapi.Succeeded); itemapi.ReasonOf(err) != itemapi.ReasonUnavailable {
+		t.Errorf("Ack %s before the processing list is read back: %v, want Unavailable", name, err)
+	}
+	srv.Restart(t)
+	eventually(t, "the processing list read back", func() error {
+		if _, err := d.Get(context.Background(), name); err != nil {
+			return err
+		}
+		return nil
+	})
+	if _, err := d.Get(context.Background(), listName(l, 6)); !itemapi.IsNotFound(err) {
+		t.Errorf("Get of an unknown name once recovered: %v, want NotFound", err)
+	}
+}
