@@ -13,8 +13,7 @@ import (
 
 // FuzzReadItemFile: whatever a work item file holds, ReadItemFile returns
 // a valid Item that reads back the same when written again (its data
-// compacted), or a permanent
-// error on one line that names the file.
+// compacted), or a permanent error on one line that names the file.
 func FuzzReadItemFile(f *testing.F) {
 	for _, s := range []string{
 		`{"kind":"Item","apiVersion":"v1","name":"a","data":{"url":"file:///x"}}`,
