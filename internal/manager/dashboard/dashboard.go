@@ -105,7 +105,7 @@ func New(m *manager.Manager, opts Options) *Dashboard {
 	}).ParseFS(files, "templates/*.html"))
 	assets, _ := fs.Sub(files, "assets")
 	d.mux = http.NewServeMux()
-	d.mux.Handle("GET /ui/assets/", http.StripPrefix("/ui/assets/", http.FileServerFS(assets)))
+	d.mux.Handle("GET /ui/assets/", http.StripPrefix("/ui/assets/", assetServer(assets)))
 	d.mux.HandleFunc("GET /ui/{$}", d.read(d.overview))
 	d.mux.HandleFunc("GET /ui/jobs", d.read(d.jobs))
 	d.mux.HandleFunc("GET /ui/job/", d.read(d.job))
@@ -119,6 +119,20 @@ func New(m *manager.Manager, opts Options) *Dashboard {
 	d.mux.HandleFunc("POST /ui/login", d.login)
 	d.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ui/", http.StatusFound) })
 	return d
+}
+
+// assetServer serves the embedded assets; a name an fs.FS cannot hold
+// (invalid UTF-8, say) is not found, where http.FileServerFS answers 500.
+func assetServer(assets fs.FS) http.Handler {
+	files := http.FileServerFS(assets)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
+		if name != "" && !fs.ValidPath(name) {
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
 }
 
 var states = []itemapi.State{itemapi.StatePending, itemapi.StateRunning, itemapi.StateSucceeded,
