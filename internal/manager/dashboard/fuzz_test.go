@@ -64,8 +64,13 @@ func FuzzDashboard(f *testing.F) {
 		if method == http.MethodPost {
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		}
-		// Live streams end with the request.
-		rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+		// Live streams end with the request (soon: they are streams);
+		// anything else has time to answer.
+		timeout := 10 * time.Second
+		if req.URL.Path == "/ui/events" {
+			timeout = 5 * time.Millisecond
+		}
+		rctx, rcancel := context.WithTimeout(context.Background(), timeout)
 		defer rcancel()
 		req = req.WithContext(rctx)
 		rec := httptest.NewRecorder()
