@@ -24,9 +24,10 @@ import (
 // group to give it partitions, about KAFKA_SESSION_TIMEOUT), with the script that traps SIGTERM and fails at
 // random (and always for every 20th message), retries limited to 3 attempts and a resync short enough to race
 // the acknowledgements. At the end: every message acknowledged (the group
-// committed to the end of every partition); each either succeeded (its
-// _SUCCESS.json) or dead-lettered (in the dead-letter topic), never both
-// and never neither; none completed twice; no two attempts of an item at
+// committed to the end of every partition); each succeeded (its
+// _SUCCESS.json) or was dead-lettered, never neither, and an always-failing
+// one never succeeded (a message may be both: dead-lettered, read again
+// after the ambassador died before its commit, run again: at-least-once); none completed twice; no two attempts of an item at
 // once; every job in the status API as succeeded or dead; no process or
 // attempt directory left. ITEMQ_CHAOS_ITEMS sets the size (make test: 200;
 // make chaos: 2,000).
@@ -99,12 +100,18 @@ func TestChaos(t *testing.T) {
 
 	// Each message succeeded or was dead-lettered: one of the two.
 	letters := deadLetters(t, p.k, dead)
-	succeeded, deadN, twice := 0, 0, 0
+	succeeded, deadN, twice, both := 0, 0, 0, 0
 	for _, it := range items {
 		done := p.done(it)
 		switch {
+		case done && letters[it] > 0 && doomed[it]:
+			t.Errorf("%s always fails, yet succeeded (and was dead-lettered)", it)
 		case done && letters[it] > 0:
-			t.Errorf("%s succeeded and was dead-lettered", it)
+			// At-least-once (docs/kafka.md): dead-lettered, the ambassador
+			// killed before its commit, the message read again and run
+			// again, successfully this time. Not lost; counted.
+			both++
+			succeeded++
 		case !done && letters[it] == 0:
 			t.Errorf("%s neither succeeded nor was dead-lettered", it)
 		case done && doomed[it]:
@@ -118,7 +125,7 @@ func TestChaos(t *testing.T) {
 			twice++ // possible (docs/kafka.md): the ambassador died between the dead letter and its commit
 		}
 	}
-	t.Logf("%d succeeded, %d dead-lettered (%d of them twice)", succeeded, deadN, twice)
+	t.Logf("%d succeeded, %d dead-lettered (%d of them twice; %d run again after their dead letter and succeeded)", succeeded, deadN, twice, both)
 	for name := range letters {
 		if !slices.Contains(items, name) {
 			t.Errorf("a dead letter for %q, not one of the messages", name)
