@@ -3,17 +3,13 @@ package statusapi_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/itemq/itemq/internal/manager"
+	"github.com/itemq/itemq/internal/manager/managertest"
 	"github.com/itemq/itemq/internal/manager/statusapi"
-	"github.com/itemq/itemq/internal/runner"
-	"github.com/itemq/itemq/internal/runner/runnertest"
-	"github.com/itemq/itemq/internal/source"
 	"github.com/itemq/itemq/internal/source/memsource"
 	"github.com/itemq/itemq/internal/testutil"
 	"github.com/itemq/itemq/itemapi"
@@ -40,17 +36,7 @@ func FuzzStatusAPI(f *testing.F) {
 	}
 	mem := memsource.New()
 	_ = mem.Put("a/b", json.RawMessage(`{"x":1}`))
-	now := time.Now()
-	held := &runnertest.Held{Records: []runner.Job{
-		{Item: "done", Name: runner.JobName("fuzz", "done"), Phase: runner.PhaseSucceeded, Attempts: 1, StartedAt: now, FinishedAt: now},
-		{Item: "dead", Name: runner.JobName("fuzz", "dead"), Phase: runner.PhaseFailed, Attempts: 3, StartedAt: now, FinishedAt: now},
-	}}
-	m := manager.New(manager.Config{Queue: "fuzz", MaxActive: 2, Log: slog.New(slog.DiscardHandler)},
-		&manager.InProcess{Src: source.New(mem, source.WithMaxSubmitBytes(4096))}, held)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	f.Cleanup(func() { cancel(); <-done })
+	m := managertest.FuzzManager(f, mem)
 	h := statusapi.NewAPI(m, statusapi.APIOptions{MaxWait: 20 * time.Millisecond, MaxSubmitBytes: 4096})
 	f.Fuzz(func(t *testing.T, method, target, body string) {
 		req, ok := testutil.RawRequest(method, target, body)
