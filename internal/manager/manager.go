@@ -89,6 +89,9 @@ type Manager struct {
 	ackedAt map[string]time.Time     // when this process acknowledged an item (absent: before it started)
 	backs   map[string]int           // times an item was still listed after its acknowledgement
 	queued  map[string]struct{}      // items waiting for a job (the backlog)
+	// starting: items a dispatch worker took from the backlog and is
+	// starting; a listing meanwhile does not put them back in it.
+	starting map[string]struct{}
 	// cancelled: items cancelled before their job started (lifecycle.go).
 	cancelled map[string]*cancelMark
 	lastObs   Observation // the scaler's last
@@ -166,6 +169,7 @@ func New(cfg Config, src Source, r runner.Runner) *Manager {
 		ackedAt:   map[string]time.Time{},
 		backs:     map[string]int{},
 		queued:    map[string]struct{}{},
+		starting:  map[string]struct{}{},
 		cancelled: map[string]*cancelMark{},
 		changed:   make(chan struct{}),
 		wake:      make(chan struct{}, 1),
@@ -615,6 +619,9 @@ func (m *Manager) enqueueLocked(name string) {
 	if _, ok := m.queued[name]; ok {
 		return
 	}
+	if _, ok := m.starting[name]; ok {
+		return // a worker is starting its job
+	}
 	if _, ok := m.cancelled[name]; ok {
 		return // cancelled before it started: it never does
 	}
@@ -669,9 +676,15 @@ func (m *Manager) dispatchLoop(ctx context.Context) error {
 			ok = false
 		}
 		delete(m.queued, name)
+		if ok {
+			m.starting[name] = struct{}{}
+		}
 		m.mu.Unlock()
 		if ok {
 			m.dispatch(ctx, name)
+			m.mu.Lock()
+			delete(m.starting, name)
+			m.mu.Unlock()
 		} else {
 			m.dispatchQ.Forget(name) // stale: it left, or already has a job
 		}
