@@ -92,13 +92,31 @@ func (j *JobsClient) Submit(ctx context.Context, data json.RawMessage) (*JobStat
 // request is retried after any temporary failure, as that cannot make a
 // second job.
 func (j *JobsClient) SubmitWithKey(ctx context.Context, data json.RawMessage, key string) (*JobStatus, error) {
+	return j.SubmitWith(ctx, data, SubmitOptions{Key: key})
+}
+
+// SubmitOptions of SubmitWith.
+type SubmitOptions struct {
+	// Key is an Idempotency-Key ("" for none; see SubmitWithKey).
+	Key string
+	// Priority, when set, is written into the data's priority field by the
+	// manager (POST /v1/jobs?priority=N; a manager without
+	// MANAGER_PRIORITY_FIELD answers BadRequest).
+	Priority *int
+}
+
+// SubmitWith is Submit with options.
+func (j *JobsClient) SubmitWith(ctx context.Context, data json.RawMessage, o SubmitOptions) (*JobStatus, error) {
 	if !json.Valid(data) {
 		return nil, NewStatus(ReasonBadRequest, "submit job: data is not valid JSON")
 	}
 	req := request{method: http.MethodPost, path: "/v1/jobs", body: data, maxBody: MaxResponseBytes}
-	if key != "" {
-		req.header = http.Header{IdempotencyKeyHeader: {key}}
+	if o.Key != "" {
+		req.header = http.Header{IdempotencyKeyHeader: {o.Key}}
 		req.idempotent = true
+	}
+	if o.Priority != nil {
+		req.query = url.Values{"priority": {strconv.Itoa(*o.Priority)}}
 	}
 	var st JobStatus
 	if err := j.c.call(ctx, req, &st); err != nil {

@@ -76,6 +76,10 @@ func TestLifecycleWithItemqCommand(t *testing.T) {
 	if n := strings.Count(strings.Join(testutil.ReadLines(t, filepath.Join(r.logs, "done.log")), "\n"), st.Item); n != 1 {
 		t.Fatalf("the keyed job ran %d times", n)
 	}
+	// A priority needs the manager's priority field: a clear error, exit 2.
+	if code, _, errOut := itemqCLI(t, mgr, "", "submit", "--data", `{"frames":[3]}`, "--priority", "5"); code != 2 || !strings.Contains(errOut, "MANAGER_PRIORITY_FIELD") {
+		t.Fatalf("submit --priority without MANAGER_PRIORITY_FIELD: exit %d, %s", code, errOut)
+	}
 	// A job that fails: exit 3.
 	if code, _, errOut := itemqCLI(t, mgr, "", "submit", "--data", `{"fail":true}`, "--wait"); code != 3 {
 		t.Fatalf("submit --wait of a failing job: exit %d, %s", code, errOut)

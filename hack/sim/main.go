@@ -45,6 +45,10 @@ func run(size float64, n int, out string) error {
 		f.Close()
 		return err
 	}
+	if err := sim.WriteFairMarkdown(f, sim.FairWorkloads(size)); err != nil {
+		f.Close()
+		return err
+	}
 	if err := f.Close(); err != nil {
 		return err
 	}

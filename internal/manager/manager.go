@@ -21,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/itemq/itemq/internal/fairq"
 	"github.com/itemq/itemq/internal/runner"
 	"github.com/itemq/itemq/itemapi"
 )
@@ -60,7 +61,10 @@ type Config struct {
 	// OnFinish drops the ones it delivered).
 	OnFinish    func(event string, st itemapi.JobStatus, id string)
 	EventReplay time.Duration
-	Log         *slog.Logger
+	// Fair orders the waiting items (priorities, fair share by key);
+	// the zero Fair is FIFO.
+	Fair Fair
+	Log  *slog.Logger
 }
 
 // Completion events (Config.OnFinish).
@@ -115,6 +119,10 @@ type Manager struct {
 
 	// Made by Run, shut down when it returns.
 	dispatchQ workqueue.TypedRateLimitingInterface[string]
+	fq        *fairq.Queue[string] // the dispatch queue's order
+	// classifyQ: waiting items whose class (Config.Fair) needs their data
+	// read first (fair.go); nil when Fair is off.
+	classifyQ workqueue.TypedInterface[string]
 	ackQ      workqueue.TypedRateLimitingInterface[string]
 
 	wake    chan struct{} // a slot may be free, or the manager became active
@@ -176,6 +184,7 @@ func New(cfg Config, src Source, r runner.Runner) *Manager {
 		ackWake:   make(chan struct{}, 1),
 		kick:      make(chan struct{}, 1),
 		leader:    true,
+		fq:        fairq.New[string](cfg.Fair.queueConfig()),
 	}
 	m.limit = max(cfg.MinActive, 1)
 	m.met = newMetrics(m)
@@ -194,8 +203,18 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list the runner's jobs: %w", err)
 	}
-	dq := workqueue.NewTypedRateLimitingQueueWithConfig(m.rateLimiter(), workqueue.TypedRateLimitingQueueConfig[string]{Name: "dispatch"})
+	// The dispatch queue is client-go's, in the order of m.fq.
+	dq := workqueue.NewTypedRateLimitingQueueWithConfig(m.rateLimiter(), workqueue.TypedRateLimitingQueueConfig[string]{
+		Name: "dispatch",
+		DelayingQueue: workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{
+			Name:  "dispatch",
+			Queue: workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[string]{Name: "dispatch", Queue: m.fq}),
+		}),
+	})
 	aq := workqueue.NewTypedRateLimitingQueueWithConfig(m.rateLimiter(), workqueue.TypedRateLimitingQueueConfig[string]{Name: "acks"})
+	if m.cfg.Fair.enabled() {
+		m.classifyQ = workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[string]{Name: "classify"})
+	}
 	m.mu.Lock()
 	m.dispatchQ, m.ackQ = dq, aq
 	for i := range jobs {
@@ -205,7 +224,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 	}
 	for name := range m.queued { // submitted before Run
-		dq.Add(name)
+		m.pushLocked(name)
 	}
 	m.replayEventsLocked()
 	m.mu.Unlock()
@@ -238,7 +257,15 @@ func (m *Manager) Run(ctx context.Context) error {
 	for range m.cfg.DispatchWorkers {
 		spawn("dispatch", m.dispatchLoop)
 	}
+	if m.classifyQ != nil {
+		for range classifyWorkers {
+			spawn("classify", m.classifyLoop)
+		}
+	}
 	<-ctx.Done()
+	if m.classifyQ != nil {
+		m.classifyQ.ShutDown()
+	}
 	dq.ShutDown()
 	aq.ShutDown()
 	wg.Wait()
@@ -282,10 +309,10 @@ func (m *Manager) onEvent(ctx context.Context, ev itemapi.WatchEvent) error {
 	switch ev.Type {
 	case itemapi.Added:
 		m.mu.Lock()
-		forget := m.itemAddedLocked(ev.Name, now)
-		if ev.Item != nil && m.jobs[ev.Name] == nil {
-			m.docs[ev.Name] = ev.Item
+		if _, known := m.present[ev.Name]; !known && ev.Item != nil && m.jobs[ev.Name] == nil {
+			m.docs[ev.Name] = ev.Item // before it waits: its class is read from it
 		}
+		forget := m.itemAddedLocked(ev.Name, now)
 		m.mu.Unlock()
 		m.forget(ctx, forget)
 		m.scale(now)
@@ -356,6 +383,7 @@ func (m *Manager) itemDeletedLocked(name string, now time.Time) {
 	delete(m.present, name)
 	delete(m.queued, name)
 	delete(m.docs, name)
+	m.fq.Forget(name)
 	if j := m.jobs[name]; j != nil && j.Phase.Finished() {
 		m.gone[name] = now
 	}
@@ -626,8 +654,9 @@ func (m *Manager) enqueueLocked(name string) {
 		return // cancelled before it started: it never does
 	}
 	m.queued[name] = struct{}{}
+	m.classifyLocked(name, nil)
 	if m.dispatchQ != nil {
-		m.dispatchQ.Add(name)
+		m.pushLocked(name)
 	}
 }
 
@@ -668,6 +697,11 @@ func (m *Manager) dispatchLoop(ctx context.Context) error {
 			m.release()
 			return nil
 		}
+		if name == wakeItem {
+			m.dispatchQ.Done(name)
+			m.release()
+			continue
+		}
 		m.mu.Lock()
 		_, waiting := m.queued[name]
 		_, cancelled := m.cancelled[name]
@@ -684,9 +718,17 @@ func (m *Manager) dispatchLoop(ctx context.Context) error {
 			m.dispatch(ctx, name)
 			m.mu.Lock()
 			delete(m.starting, name)
+			if j := m.jobs[name]; j == nil || !j.Active() {
+				m.releaseLocked(name) // not started: no hold on its key's cap
+			}
 			m.mu.Unlock()
 		} else {
 			m.dispatchQ.Forget(name) // stale: it left, or already has a job
+			m.mu.Lock()
+			if j := m.jobs[name]; j == nil || !j.Active() {
+				m.releaseLocked(name)
+			}
+			m.mu.Unlock()
 		}
 		m.dispatchQ.Done(name)
 		m.release()
@@ -785,6 +827,9 @@ func (m *Manager) setJobLocked(j runner.Job) {
 	}
 	if j.Active() {
 		m.active++
+		m.fq.Hold(j.Item) // against its key's cap (once; a popped item is held already)
+	} else {
+		m.releaseLocked(j.Item)
 	}
 	jc := j
 	m.jobs[j.Item] = &jc
@@ -796,6 +841,7 @@ func (m *Manager) deleteJobLocked(item string) {
 		if old.Active() {
 			m.active--
 		}
+		m.releaseLocked(item)
 		delete(m.jobs, item)
 		m.changedLocked()
 	}

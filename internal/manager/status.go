@@ -144,6 +144,7 @@ func (m *Manager) Submit(ctx context.Context, data json.RawMessage) (*itemapi.It
 		m.present[it.Name] = now
 		if m.jobs[it.Name] == nil {
 			m.scaler.Arrival(now)
+			m.classifyLocked(it.Name, &itemapi.Item{Name: it.Name, Data: data})
 			m.enqueueLocked(it.Name)
 		}
 	}

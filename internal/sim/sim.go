@@ -30,6 +30,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/itemq/itemq/internal/fairq"
 )
 
 // Model is how a controller's workers take items.
@@ -69,6 +71,25 @@ type Workload struct {
 	// Burst marks a workload whose makespan is the measure (the goal's
 	// burst clause).
 	Burst bool
+	// Streams, when set, are the arrivals instead of Arrivals: several
+	// streams of items, each of its own class (a tenant, a priority),
+	// waiting in the order of Fair (the manager's fair dispatch, package
+	// fairq). Result.Streams reports each.
+	Streams []Stream
+	Fair    fairq.Config
+}
+
+// Stream is one class of arrivals.
+type Stream struct {
+	Name     string
+	Class    fairq.Class
+	Arrivals func(r *rand.Rand) []float64
+}
+
+// StreamResult is one stream's share of a Result.
+type StreamResult struct {
+	Items                     int
+	WaitP50, WaitP95, WaitMax float64
 }
 
 // Observed is what a controller sees when it is consulted.
@@ -126,6 +147,8 @@ type Result struct {
 	MaxPods int
 	// C samples the decision over time (for plots): every SampleEvery s.
 	C []Sample
+	// Streams: each stream's queueing delay (Workload.Streams).
+	Streams map[string]StreamResult
 }
 
 // Sample is the state at one time, for plots.
@@ -140,6 +163,7 @@ type Sample struct {
 const SampleEvery = 10.0
 
 type item struct {
+	stream   int
 	arrival  float64
 	attempts int
 	started  bool
@@ -203,18 +227,19 @@ type run struct {
 	seq int
 	now float64
 
-	queue    []*item // FIFO
-	pods     []*pod  // alive (not gone)
-	limit    int     // JobPerItem: c
+	queue    *fairq.Queue[*item] // FIFO, or the order of Workload.Fair
+	pods     []*pod              // alive (not gone)
+	limit    int                 // JobPerItem: c
 	decision int
 	decided  bool
 	inFlight int
 	left     int // items not finished for good
 
-	res   Result
-	waits []float64
-	first float64
-	last  float64
+	res         Result
+	waits       []float64
+	streamWaits [][]float64
+	first       float64
+	last        float64
 }
 
 // Run simulates the workload through the controller. The same seed gives
@@ -224,17 +249,37 @@ func Run(w Workload, c Controller, seed uint64) Result {
 	r := &run{w: w, c: c, model: c.Model(),
 		delay: rand.New(rand.NewPCG(seed, 0xde1a7)),
 		res:   Result{Workload: w.Name, Controller: c.Name()}}
+	r.queue = fairq.New[*item](w.Fair)
 	arr := rand.New(rand.NewPCG(seed, 0xa221))
 	work := rand.New(rand.NewPCG(seed, 0x5e2f))
-	times := w.Arrivals(arr)
+	type arrival struct {
+		t      float64
+		stream int
+	}
+	var all []arrival
+	if len(w.Streams) == 0 {
+		for _, t := range w.Arrivals(arr) {
+			all = append(all, arrival{t: t})
+		}
+	} else {
+		for i, st := range w.Streams {
+			for _, t := range st.Arrivals(arr) {
+				all = append(all, arrival{t: t, stream: i})
+			}
+		}
+		slices.SortStableFunc(all, func(a, b arrival) int { return cmpFloat(a.t, b.t) })
+		r.streamWaits = make([][]float64, len(w.Streams))
+	}
+	times := make([]float64, len(all))
 	maxAttempts := max(w.MaxAttempts, 1)
-	for _, t := range times {
-		it := &item{arrival: t, shapes: make([]float64, maxAttempts), fails: make([]bool, maxAttempts)}
+	for i, a := range all {
+		times[i] = a.t
+		it := &item{stream: a.stream, arrival: a.t, shapes: make([]float64, maxAttempts), fails: make([]bool, maxAttempts)}
 		for k := range maxAttempts {
 			it.shapes[k] = w.Shape(work)
 			it.fails[k] = work.Float64() < w.FailRate
 		}
-		r.push(&event{t: t, kind: evArrival, it: it})
+		r.push(&event{t: a.t, kind: evArrival, it: it})
 	}
 	r.res.Items, r.left = len(times), len(times)
 	if len(times) > 0 {
@@ -255,10 +300,10 @@ func Run(w Workload, c Controller, seed uint64) Result {
 		switch e.kind {
 		case evArrival:
 			r.c.Arrived(r.now)
-			r.queue = append(r.queue, e.it)
+			r.enqueue(e.it)
 			r.dispatch()
 		case evRetry:
-			r.queue = append(r.queue, e.it)
+			r.enqueue(e.it)
 			r.dispatch()
 		case evPodStart:
 			r.podStart(e.p)
@@ -270,7 +315,7 @@ func Run(w Workload, c Controller, seed uint64) Result {
 				r.push(&event{t: r.now + c.Interval(), kind: evTick})
 			}
 		case evSample:
-			r.res.C = append(r.res.C, Sample{T: r.now, Decision: r.decision, Pods: len(r.pods), Waiting: len(r.queue)})
+			r.res.C = append(r.res.C, Sample{T: r.now, Decision: r.decision, Pods: len(r.pods), Waiting: r.queue.Waiting()})
 			if !r.done() {
 				r.push(&event{t: r.now + SampleEvery, kind: evSample})
 			}
@@ -295,7 +340,7 @@ func (r *run) push(e *event) {
 }
 
 func (r *run) observed() Observed {
-	o := Observed{Now: r.now, Waiting: len(r.queue), InFlight: r.inFlight, Capacity: r.w.Capacity}
+	o := Observed{Now: r.now, Waiting: r.queue.Waiting(), InFlight: r.inFlight, Capacity: r.w.Capacity}
 	for _, p := range r.pods {
 		if p.draining {
 			continue
@@ -344,14 +389,14 @@ func (r *run) newPod() *pod {
 func (r *run) dispatch() {
 	switch r.model {
 	case JobPerItem:
-		for len(r.queue) > 0 && len(r.pods) < min(r.limit, r.w.Capacity) {
+		for r.queue.Len() > 0 && len(r.pods) < min(r.limit, r.w.Capacity) {
 			p := r.newPod()
 			p.item = r.pop()
 			r.inFlight++
 		}
 	case Pool:
 		for _, p := range r.pods {
-			if len(r.queue) == 0 {
+			if r.queue.Len() == 0 {
 				return
 			}
 			if p.running && p.item == nil && !p.draining {
@@ -363,11 +408,23 @@ func (r *run) dispatch() {
 	}
 }
 
-func (r *run) pop() *item {
-	it := r.queue[0]
-	r.queue[0] = nil
-	r.queue = r.queue[1:]
-	return it
+func (r *run) enqueue(it *item) {
+	if len(r.w.Streams) > 0 {
+		r.queue.SetClass(it, r.w.Streams[it.stream].Class)
+	}
+	r.queue.Push(it)
+}
+
+func (r *run) pop() *item { return r.queue.Pop() }
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 func (r *run) podStart(p *pod) {
@@ -380,7 +437,7 @@ func (r *run) podStart(p *pod) {
 	case JobPerItem:
 		r.begin(p)
 	case JobPerMessage:
-		if len(r.queue) == 0 {
+		if r.queue.Len() == 0 {
 			r.res.IdleExits++
 			r.retire(p, r.now)
 			return
@@ -399,6 +456,9 @@ func (r *run) begin(p *pod) {
 	if !it.started {
 		it.started = true
 		r.waits = append(r.waits, r.now-it.arrival)
+		if r.streamWaits != nil {
+			r.streamWaits[it.stream] = append(r.streamWaits[it.stream], r.now-it.arrival)
+		}
 	}
 	p.service = r.w.MeanService(r.now) * it.shapes[it.attempts]
 	r.res.BusySeconds += p.service
@@ -411,6 +471,7 @@ func (r *run) finish(p *pod) {
 	it := p.item
 	p.item = nil
 	r.inFlight--
+	r.queue.Release(it) // its key's cap (Workload.Fair)
 	r.c.Served(p.service)
 	failed := it.fails[it.attempts]
 	it.attempts++
@@ -480,6 +541,17 @@ func (r *run) resize(n int) {
 }
 
 func (r *run) summarise() {
+	if r.streamWaits != nil {
+		r.res.Streams = map[string]StreamResult{}
+		for i, ws := range r.streamWaits {
+			sr := StreamResult{Items: len(ws)}
+			if len(ws) > 0 {
+				slices.Sort(ws)
+				sr.WaitP50, sr.WaitP95, sr.WaitMax = quantile(ws, 0.5), quantile(ws, 0.95), ws[len(ws)-1]
+			}
+			r.res.Streams[r.w.Streams[i].Name] = sr
+		}
+	}
 	w := r.waits
 	if len(w) == 0 {
 		return

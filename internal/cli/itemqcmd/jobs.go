@@ -304,10 +304,11 @@ func jobDetail(w io.Writer, st *itemapi.JobStatus) error {
 func newSubmit(c *conn) *cobra.Command {
 	var file, key, data string
 	var wait bool
+	var priority int
 	var timeout time.Duration
 	var o output
 	cmd := &cobra.Command{
-		Use:   "submit [-f FILE|-] [--data JSON] [--key K] [--wait]",
+		Use:   "submit [-f FILE|-] [--data JSON] [--key K] [--priority N] [--wait]",
 		Short: "submit a job (a JSON object) through the manager's source",
 		Long: `Submit a job: its data is a JSON object, from --data, from -f FILE, or from
 standard input (-f -). --key sends an Idempotency-Key: the same key and data
@@ -330,7 +331,11 @@ tell; 2: bad usage).`,
 				return err
 			}
 			ctx := cmd.Context()
-			st, err := jc.SubmitWithKey(ctx, body, key)
+			opts := itemapi.SubmitOptions{Key: key}
+			if cmd.Flags().Changed("priority") {
+				opts.Priority = &priority
+			}
+			st, err := jc.SubmitWith(ctx, body, opts)
 			if err != nil {
 				return err
 			}
@@ -367,6 +372,7 @@ tell; 2: bad usage).`,
 	cmd.Flags().StringVarP(&file, "file", "f", "", "read the job's data from FILE (- for standard input)")
 	cmd.Flags().StringVar(&data, "data", "", "the job's data, a JSON object")
 	cmd.Flags().StringVar(&key, "key", "", "Idempotency-Key: a retried submission with the same key makes no second job")
+	cmd.Flags().IntVar(&priority, "priority", 0, "the job's priority, written into the data's MANAGER_PRIORITY_FIELD by the manager (higher first)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the job ends; exit 0 succeeded, 3 failed, 4 cancelled")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "with --wait: give up after this long (exit 1; 0: never)")
 	o.flag(cmd, false)

@@ -20,6 +20,7 @@ import (
 	"github.com/itemq/itemq/internal/config"
 	"github.com/itemq/itemq/internal/httpapi"
 	"github.com/itemq/itemq/internal/inputallow"
+	"github.com/itemq/itemq/internal/manager"
 	"github.com/itemq/itemq/internal/runner"
 	"github.com/itemq/itemq/itemapi"
 )
@@ -43,6 +44,13 @@ type Config struct {
 	CreateRate        float64       `env:"MANAGER_CREATE_RATE" envDefault:"0"`
 	CreateBurst       int           `env:"MANAGER_CREATE_BURST" envDefault:"100"`
 	DispatchWorkers   int           `env:"MANAGER_DISPATCH_WORKERS" envDefault:"8"`
+
+	// Fair dispatch (docs/manager.md#fair-dispatch).
+	PriorityField string  `env:"MANAGER_PRIORITY_FIELD"`
+	PriorityShare float64 `env:"MANAGER_PRIORITY_LOW_SHARE" envDefault:"0.1"`
+	FairKey       string  `env:"MANAGER_FAIR_KEY"`
+	FairWeights   string  `env:"MANAGER_FAIR_WEIGHTS"`
+	FairKeyCap    int     `env:"MANAGER_FAIR_KEY_CAP" envDefault:"0"`
 
 	MaxAttempts     int           `env:"MANAGER_MAX_ATTEMPTS" envDefault:"3"`
 	RetryBackoff    time.Duration `env:"MANAGER_RETRY_BACKOFF" envDefault:"1s"`
@@ -95,8 +103,9 @@ type Config struct {
 	LogFormat string `env:"ITEMQ_LOG_FORMAT" envDefault:"json"`
 
 	// Derived.
-	steps  [][]string
-	jobEnv map[string]string
+	steps   [][]string
+	jobEnv  map[string]string
+	weights map[string]float64
 }
 
 // DefaultKubeMaxActive is MANAGER_MAX_ACTIVE's default with the
@@ -161,6 +170,14 @@ func (c *Config) validate(environ []string) error {
 		return fmt.Errorf("MANAGER_IDEMPOTENCY_TTL=%v: must be positive", c.IdempotencyTTL)
 	case c.ReadToken != "" && c.Token == "":
 		return fmt.Errorf("MANAGER_READ_TOKEN is set but MANAGER_TOKEN is not: anyone could change what viewers need a token to see; set MANAGER_TOKEN too")
+	case c.PriorityShare < 0 || c.PriorityShare > 1:
+		return fmt.Errorf("MANAGER_PRIORITY_LOW_SHARE=%v: must be in [0, 1] (0: strict priority)", c.PriorityShare)
+	case c.FairKeyCap < 0:
+		return fmt.Errorf("MANAGER_FAIR_KEY_CAP=%d: must be ≥ 0 (0: no cap)", c.FairKeyCap)
+	case c.FairWeights != "" && c.FairKey == "":
+		return fmt.Errorf("MANAGER_FAIR_WEIGHTS is set but MANAGER_FAIR_KEY is not: the weights are of that key's values")
+	case c.FairKeyCap > 0 && c.FairKey == "":
+		return fmt.Errorf("MANAGER_FAIR_KEY_CAP is set but MANAGER_FAIR_KEY is not: the cap is per value of that key")
 	case c.DispatchWorkers < 1:
 		return fmt.Errorf("MANAGER_DISPATCH_WORKERS=%d: must be at least 1", c.DispatchWorkers)
 	case c.Token == "" && !c.AllowUnauthenticated && !loopbackAddr(c.Addr):
@@ -182,6 +199,9 @@ func (c *Config) validate(environ []string) error {
 		return err
 	}
 	c.steps = steps
+	if c.weights, err = manager.ParseWeights(c.FairWeights); err != nil {
+		return fmt.Errorf("MANAGER_FAIR_WEIGHTS: %w", err)
+	}
 	if c.Runner == "local" {
 		// Attempts run in their own directories: resolve commands now,
 		// against the manager's working directory and PATH, so that

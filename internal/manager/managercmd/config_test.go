@@ -85,10 +85,19 @@ func TestConfigAndExecutorEnv(t *testing.T) {
 		{"MANAGER_TARGET_UTILIZATION=1.5"},
 		{"MANAGER_MIN_ACTIVE=9", "MANAGER_MAX_ACTIVE=2"},
 		{"MANAGER_RESYNC=soon"},
+		{"MANAGER_PRIORITY_LOW_SHARE=1.5"},
+		{"MANAGER_FAIR_KEY_CAP=2"}, // without MANAGER_FAIR_KEY
+		{"MANAGER_FAIR_WEIGHTS=a=2"},
+		{"MANAGER_FAIR_KEY=tenant", "MANAGER_FAIR_WEIGHTS=a=0"},
+		{"MANAGER_FAIR_KEY=tenant", "MANAGER_FAIR_WEIGHTS=a"},
 	} {
 		if _, err := loadConfig(append(slices.Clone(environ), bad...)); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
+	}
+	c, err = loadConfig(append(slices.Clone(environ), "MANAGER_FAIR_KEY=tenant", "MANAGER_FAIR_WEIGHTS=gold=3, free=0.5"))
+	if err != nil || c.weights["gold"] != 3 || c.weights["free"] != 0.5 {
+		t.Errorf("weights: %v %v", c.weights, err)
 	}
 	if _, err := loadConfig([]string{"MANAGER_COMMAND=x"}); err == nil || !strings.Contains(err.Error(), "MANAGER_SOURCE is required") {
 		t.Errorf("missing source: %v", err)

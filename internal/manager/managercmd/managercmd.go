@@ -70,6 +70,11 @@ func Run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		TargetUtilization: cfg.TargetUtilization, DrainTime: cfg.DrainTime, ScaleDownDelay: cfg.ScaleDownDelay,
 		CreateRate: cfg.CreateRate, CreateBurst: cfg.CreateBurst, Resync: cfg.Resync, Retention: cfg.Retention,
 		DispatchWorkers: cfg.DispatchWorkers, OutputURL: cfg.jobEnv["OUTPUT_URL"], Log: log,
+		Fair: manager.Fair{PriorityField: cfg.PriorityField, LowShare: cfg.PriorityShare, KeyField: cfg.FairKey,
+			Weights: cfg.weights, KeyCap: cfg.FairKeyCap},
+	}
+	if cfg.PriorityShare == 0 {
+		mcfg.Fair.LowShare = -1 // MANAGER_PRIORITY_LOW_SHARE=0: strict priority
 	}
 	hooks, err := newWebhooks(cfg, &mcfg, log)
 	if err != nil {

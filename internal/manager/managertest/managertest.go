@@ -23,7 +23,8 @@ func FuzzManager(tb testing.TB, mem *memsource.Driver) *manager.Manager {
 		{Item: "done", Name: runner.JobName("fuzz", "done"), Phase: runner.PhaseSucceeded, Attempts: 1, StartedAt: now, FinishedAt: now},
 		{Item: "dead", Name: runner.JobName("fuzz", "dead"), Phase: runner.PhaseFailed, Attempts: 3, StartedAt: now, FinishedAt: now},
 	}}
-	m := manager.New(manager.Config{Queue: "fuzz", MaxActive: 2, Log: slog.New(slog.DiscardHandler)},
+	m := manager.New(manager.Config{Queue: "fuzz", MaxActive: 2, Log: slog.New(slog.DiscardHandler),
+		Fair: manager.Fair{PriorityField: "meta.prio", KeyField: "tenant", KeyCap: 1}},
 		&manager.InProcess{Src: source.New(mem, source.WithMaxSubmitBytes(4096))}, held)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

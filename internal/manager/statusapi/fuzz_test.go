@@ -17,7 +17,8 @@ import (
 
 // FuzzStatusAPI drives the manager's status API in process with requests
 // that went through net/http's own parsing: any method, target (path
-// escapes, query: state, limit, continue, prefix, wait, tail, follow, file)
+// escapes, query: state, limit, continue, prefix, wait, tail, follow, file,
+// priority)
 // and body (submissions, selectors). Every answer is a 2xx or a Status with
 // the answer's code, never a 5xx; a submitted job can be read back.
 func FuzzStatusAPI(f *testing.F) {
@@ -31,6 +32,8 @@ func FuzzStatusAPI(f *testing.F) {
 		{"POST", "/v1/cancel", `{"items":["a/b"]}`}, {"POST", "/v1/cancel", `{}`}, {"POST", "/v1/retry", `{"state":"dead","prefix":"x"}`},
 		{"POST", "/v1/retry", `{"state":"running"}`}, {"POST", "/v1/cancel", `{"items":[""]}`}, {"DELETE", "/v1/jobs/a", ""},
 		{"GET", "/healthz", ""}, {"GET", "/readyz", ""}, {"GET", "/v1/jobs/%00", ""},
+		{"POST", "/v1/jobs?priority=3", `{"x":1,"tenant":"t1"}`}, {"POST", "/v1/jobs?priority=99999999999", `{}`},
+		{"POST", "/v1/jobs?priority=1", `{"meta":5}`}, {"POST", "/v1/jobs?priority=-2", `{"meta":{"prio":"x"}}`},
 	} {
 		f.Add(s.method, s.target, s.body)
 	}

@@ -50,7 +50,8 @@ type api struct {
 //
 //	GET  /v1/jobs?state=&prefix=&limit=&continue=   JobStatusList
 //	GET  /v1/jobs/{item}[?wait=30s]         JobStatus (long poll: answers when the job ends)
-//	POST /v1/jobs                           submit through the source → 202, Location: /v1/jobs/{item}
+//	POST /v1/jobs[?priority=N]              submit through the source → 202, Location: /v1/jobs/{item}
+//	                                        (priority: set into the data's priority field)
 //	                                        (Idempotency-Key: the same key answers the same job, 200)
 //	GET  /v1/summary                        Summary (jobs by state, λ, S, c)
 //	POST /v1/cancel, /v1/retry              JobSelector → ActionResult
@@ -200,6 +201,15 @@ func (a *api) submit(c echo.Context) error {
 	}
 	if err := itemapi.CheckDataSize(body); err != nil {
 		return err
+	}
+	if ps := c.QueryParam("priority"); ps != "" {
+		p, err := strconv.Atoi(ps)
+		if err != nil {
+			return itemapi.NewStatus(itemapi.ReasonBadRequest, "priority %q: not an integer", ps)
+		}
+		if body, err = a.m.WithPriority(body, p); err != nil {
+			return err
+		}
 	}
 	key := c.Request().Header.Get(itemapi.IdempotencyKeyHeader)
 	if key == "" {
