@@ -14,13 +14,17 @@
 // The share is start-time fair queueing over keys: each key has a virtual
 // time that grows by 1/weight with every item it is given; the eligible key
 // with the smallest virtual time goes next. A key that was idle starts at
-// the virtual time of the keys that were busy, so it cannot bank credit
-// while it sends nothing. A key at its cap is not eligible: its items do
-// not count in Len, and Release makes them eligible again.
+// the virtual time of the last item given, so it cannot bank credit while
+// it sends nothing. A key at its cap is not eligible: its items do not
+// count in Len, and Release makes them eligible again.
+//
+// Each priority has a heap of its eligible keys by (virtual time, oldest
+// item), so Push and Pop cost O(log keys) for every key, plus a step per
+// priority present (the priorities are kept sorted).
 //
 // The share of lower priorities: while items of a lower priority than the
-// highest waiting wait too, LowShare of the starts go to the oldest of
-// them (whatever its priority below the highest). So urgent items go
+// highest waiting wait too, LowShare of the starts go below: to the
+// priority whose next item in its fair order has waited longest. So urgent items go
 // first at once, and a burst of urgent ones still leaves the rest a trickle
 // that, oldest first, reaches every item. (Ageing, raising a priority with
 // its wait, was tried first: a burst that waits longer than the steps to
@@ -29,7 +33,9 @@
 package fairq
 
 import (
+	"container/heap"
 	"math"
+	"slices"
 	"sync"
 )
 
@@ -41,9 +47,9 @@ type Class struct {
 
 // Config of a Queue. The zero Config is a plain FIFO.
 type Config struct {
-	// LowShare is the fraction of starts that go to the oldest item of a
-	// lower priority than the highest waiting, while there is one (0: none;
-	// strict priority, and the lowest may starve).
+	// LowShare is the fraction of starts that go to a lower priority than
+	// the highest waiting, while one waits (0: none; strict priority, and
+	// the lowest may starve).
 	LowShare float64
 	// Weights of keys in the fair share (absent or ≤ 0: 1).
 	Weights map[string]float64
@@ -58,7 +64,7 @@ type entry[T comparable] struct {
 	seq   uint64 // the order of pushes: smaller is older
 }
 
-// fifo is a deque of entries; Pop from the front.
+// fifo is a deque of entries; remove from the front.
 type fifo[T comparable] struct {
 	buf  []*entry[T]
 	head int
@@ -81,10 +87,46 @@ func (f *fifo[T]) remove() *entry[T] {
 }
 
 type key[T comparable] struct {
-	levels   map[int]*fifo[T] // priority → its items, oldest first
+	name     string
+	items    map[int]*fifo[T] // priority → its items, oldest first
+	pos      map[int]int      // priority → index in that level's heap (absent: not in it)
 	n        int              // items waiting
-	inflight int              // popped, not released
+	inflight int              // popped or held, not released
 	vtime    float64
+}
+
+// level is one priority: its eligible keys with items of it, by (virtual
+// time, oldest item).
+type level[T comparable] struct {
+	prio int
+	keys []*key[T]
+	n    int // items of this priority waiting, of every key
+}
+
+func (l *level[T]) Len() int { return len(l.keys) }
+func (l *level[T]) Less(i, j int) bool {
+	a, b := l.keys[i], l.keys[j]
+	if a.vtime != b.vtime {
+		return a.vtime < b.vtime
+	}
+	return a.items[l.prio].front().seq < b.items[l.prio].front().seq
+}
+func (l *level[T]) Swap(i, j int) {
+	l.keys[i], l.keys[j] = l.keys[j], l.keys[i]
+	l.keys[i].pos[l.prio] = i
+	l.keys[j].pos[l.prio] = j
+}
+func (l *level[T]) Push(x any) {
+	k := x.(*key[T])
+	k.pos[l.prio] = len(l.keys)
+	l.keys = append(l.keys, k)
+}
+func (l *level[T]) Pop() any {
+	k := l.keys[len(l.keys)-1]
+	l.keys[len(l.keys)-1] = nil
+	l.keys = l.keys[:len(l.keys)-1]
+	delete(k.pos, l.prio)
+	return k
 }
 
 // Queue is a fair, prioritised queue of items. Its methods are safe for
@@ -92,21 +134,24 @@ type key[T comparable] struct {
 type Queue[T comparable] struct {
 	cfg Config
 
-	mu      sync.Mutex
-	classes map[T]Class // the class of every item that has one
-	keys    map[string]*key[T]
-	held    map[T]string // items in flight → their key
-	wakes   int          // zero items pushed as wake-ups (see Wake)
-	vclock  float64      // the virtual time of the last item given
-	seq     uint64
-	credit  float64         // of LowShare: a start for a lower priority at ≥ 1
-	pushed  map[T]*entry[T] // items waiting
+	mu       sync.Mutex
+	classes  map[T]Class // the class of every item that has one
+	keys     map[string]*key[T]
+	levels   map[int]*level[T]
+	prios    []int        // the priorities with items waiting, highest first
+	held     map[T]string // items in flight → their key
+	wakes    int          // zero items pushed as wake-ups
+	eligible int          // items of keys below their cap
+	vclock   float64      // the virtual time of the last item given
+	seq      uint64
+	credit   float64         // of LowShare: a start for a lower priority at ≥ 1
+	pushed   map[T]*entry[T] // items waiting
 }
 
 // New returns an empty Queue.
 func New[T comparable](cfg Config) *Queue[T] {
 	return &Queue[T]{cfg: cfg, classes: map[T]Class{}, keys: map[string]*key[T]{},
-		held: map[T]string{}, pushed: map[T]*entry[T]{}}
+		levels: map[int]*level[T]{}, held: map[T]string{}, pushed: map[T]*entry[T]{}}
 }
 
 // SetClass records an item's class; an item without one has the zero
@@ -135,10 +180,48 @@ func (q *Queue[T]) Forget(item T) {
 func (q *Queue[T]) keyLocked(name string) *key[T] {
 	k := q.keys[name]
 	if k == nil {
-		k = &key[T]{levels: map[int]*fifo[T]{}}
+		k = &key[T]{name: name, items: map[int]*fifo[T]{}, pos: map[int]int{}}
 		q.keys[name] = k
 	}
 	return k
+}
+
+func (q *Queue[T]) levelLocked(prio int) *level[T] {
+	l := q.levels[prio]
+	if l == nil {
+		l = &level[T]{prio: prio}
+		q.levels[prio] = l
+		i, _ := slices.BinarySearchFunc(q.prios, prio, func(a, b int) int { return b - a })
+		q.prios = slices.Insert(q.prios, i, prio)
+	}
+	return l
+}
+
+func (q *Queue[T]) dropLevelLocked(prio int) {
+	delete(q.levels, prio)
+	if i, ok := slices.BinarySearchFunc(q.prios, prio, func(a, b int) int { return b - a }); ok {
+		q.prios = slices.Delete(q.prios, i, i+1)
+	}
+}
+
+func (q *Queue[T]) cappedLocked(k *key[T]) bool {
+	return q.cfg.KeyCap > 0 && k.inflight >= q.cfg.KeyCap
+}
+
+// enterLocked puts an eligible key in the heap of every priority it has
+// items of; leaveLocked takes it out of them.
+func (q *Queue[T]) enterLocked(k *key[T]) {
+	for prio, f := range k.items {
+		if _, in := k.pos[prio]; !in && f.len() > 0 {
+			heap.Push(q.levels[prio], k)
+		}
+	}
+}
+
+func (q *Queue[T]) leaveLocked(k *key[T]) {
+	for prio, i := range k.pos {
+		heap.Remove(q.levels[prio], i)
+	}
 }
 
 // Push adds an item (workqueue.Queue). The zero item is a wake-up: it is
@@ -157,56 +240,40 @@ func (q *Queue[T]) Push(item T) {
 	c := q.classes[item]
 	q.seq++
 	e := &entry[T]{item: item, class: c, seq: q.seq}
+	q.pushed[item] = e
 	k := q.keyLocked(c.Key)
 	if k.n == 0 {
 		// Back from idle: no credit for the time it sent nothing.
-		k.vtime = math.Max(k.vtime, q.minBusyVtimeLocked())
+		k.vtime = math.Max(k.vtime, q.vclock)
 	}
-	f := k.levels[c.Priority]
+	l := q.levelLocked(c.Priority)
+	f := k.items[c.Priority]
 	if f == nil {
 		f = &fifo[T]{}
-		k.levels[c.Priority] = f
+		k.items[c.Priority] = f
 	}
 	f.push(e)
 	k.n++
-	q.pushed[item] = e
-}
-
-// minBusyVtimeLocked is the smallest virtual time of the keys with items
-// waiting, or the virtual clock when none has.
-func (q *Queue[T]) minBusyVtimeLocked() float64 {
-	m, any := math.Inf(1), false
-	for _, k := range q.keys {
-		if k.n > 0 && k.vtime < m {
-			m, any = k.vtime, true
-		}
+	l.n++
+	if q.cappedLocked(k) {
+		return
 	}
-	if !any {
-		return q.vclock
+	q.eligible++
+	if _, in := k.pos[c.Priority]; !in {
+		heap.Push(l, k)
 	}
-	return m
 }
 
 // Touch is called when a waiting item is added again (workqueue.Queue):
 // its place is kept.
 func (q *Queue[T]) Touch(T) {}
 
-func (q *Queue[T]) cappedLocked(k *key[T]) bool {
-	return q.cfg.KeyCap > 0 && k.inflight >= q.cfg.KeyCap
-}
-
 // Len is the number of items that Pop may give now: those of keys below
 // their cap, and wake-ups (workqueue.Queue).
 func (q *Queue[T]) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n := q.wakes
-	for _, k := range q.keys {
-		if !q.cappedLocked(k) {
-			n += k.n
-		}
-	}
-	return n
+	return q.wakes + q.eligible
 }
 
 // Waiting is the number of items waiting, eligible or not.
@@ -226,69 +293,63 @@ func (q *Queue[T]) Pop() T {
 		q.wakes--
 		return zero
 	}
-	type head struct {
-		e *entry[T]
-		k *key[T]
-		f *fifo[T]
-	}
-	var best, low head // the highest priority's pick; the oldest below it
-	top, anyLow := 0, false
-	for _, k := range q.keys {
-		if k.n == 0 || q.cappedLocked(k) {
-			continue
-		}
-		for _, f := range k.levels {
-			if f.len() == 0 {
-				continue
-			}
-			h := head{f.front(), k, f}
-			p := h.e.class.Priority
-			switch {
-			case best.e == nil || p > top:
-				if best.e != nil {
-					anyLow = true
-					if low.e == nil || best.e.seq < low.e.seq {
-						low = best
-					}
-				}
-				best, top = h, p
-			case p < top:
-				anyLow = true
-				if low.e == nil || h.e.seq < low.e.seq {
-					low = h
-				}
-			case k != best.k && k.vtime != best.k.vtime:
-				if k.vtime < best.k.vtime {
-					best = h
-				}
-			case h.e.seq < best.e.seq: // the same key, or a tie of keys: the older first
-				best = h
-			}
+	var pick *level[T] // the top priority with an eligible key
+	top := -1
+	for i, prio := range q.prios {
+		if l := q.levels[prio]; l.Len() > 0 {
+			pick, top = l, i
+			break
 		}
 	}
-	if best.e == nil {
+	if pick == nil {
 		return zero // Len was 0: a caller's mistake; give a wake-up
 	}
-	if anyLow && q.cfg.LowShare > 0 {
-		q.credit += q.cfg.LowShare
-		if q.credit >= 1 {
-			q.credit--
-			best = low
+	if q.cfg.LowShare > 0 {
+		// The lower priority whose next item has waited longest.
+		var low *level[T]
+		for _, prio := range q.prios[top+1:] {
+			l := q.levels[prio]
+			if l.Len() > 0 && (low == nil || l.keys[0].items[prio].front().seq < low.keys[0].items[low.prio].front().seq) {
+				low = l
+			}
+		}
+		if low != nil {
+			q.credit += q.cfg.LowShare
+			if q.credit >= 1 {
+				q.credit--
+				pick = low
+			}
 		}
 	}
-	bestLvl, bestK := best.f, best.k
-	e := best.e
-	bestLvl.remove()
-	bestK.n--
-	bestK.inflight++
+	k := pick.keys[0]
+	f := k.items[pick.prio]
+	e := f.remove()
+	k.n--
+	k.inflight++
+	q.eligible--
 	delete(q.pushed, e.item)
-	q.held[e.item] = e.class.Key
-	q.vclock = bestK.vtime
-	w := q.cfg.Weights[e.class.Key]
+	q.held[e.item] = k.name
+	if f.len() == 0 {
+		delete(k.items, pick.prio)
+		heap.Remove(pick, k.pos[pick.prio])
+	}
+	if pick.n--; pick.n == 0 {
+		q.dropLevelLocked(pick.prio)
+	}
+	q.vclock = k.vtime
+	w := q.cfg.Weights[k.name]
 	if w <= 0 {
 		w = 1
 	}
-	bestK.vtime += 1 / w
+	k.vtime += 1 / w
+	if q.cappedLocked(k) {
+		q.eligible -= k.n
+		q.leaveLocked(k)
+	} else {
+		for prio, i := range k.pos {
+			heap.Fix(q.levels[prio], i)
+		}
+	}
 	return e.item
 }
 
@@ -302,7 +363,13 @@ func (q *Queue[T]) Hold(item T) {
 	}
 	c := q.classes[item]
 	q.held[item] = c.Key
-	q.keyLocked(c.Key).inflight++
+	k := q.keyLocked(c.Key)
+	was := q.cappedLocked(k)
+	k.inflight++
+	if !was && q.cappedLocked(k) {
+		q.eligible -= k.n
+		q.leaveLocked(k)
+	}
 }
 
 // Release ends an item's flight. It reports whether items of its key that
@@ -317,12 +384,18 @@ func (q *Queue[T]) Release(item T) bool {
 	}
 	delete(q.held, item)
 	k := q.keys[name]
-	wasCapped := q.cappedLocked(k)
+	was := q.cappedLocked(k)
 	k.inflight--
 	if k.n == 0 && k.inflight == 0 {
-		delete(q.keys, name) // when it comes back, it starts from the busy keys' time
+		delete(q.keys, name) // when it comes back, it starts from the clock
+		return false
 	}
-	return wasCapped && k.n > 0
+	if was && !q.cappedLocked(k) && k.n > 0 {
+		q.eligible += k.n
+		q.enterLocked(k)
+		return true
+	}
+	return false
 }
 
 // InFlight is the number of items of a key between Pop (or Hold) and

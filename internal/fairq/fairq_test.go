@@ -2,6 +2,7 @@ package fairq_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -218,5 +219,210 @@ func TestInClientGoWorkqueue(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a1 not given after a0's release")
+	}
+}
+
+// BenchmarkPushPop: one Push and one Pop with a backlog of 10,000 items
+// spread over the given number of keys (and three priorities).
+func BenchmarkPushPop(b *testing.B) {
+	for _, keys := range []int{1, 100, 10000} {
+		b.Run(fmt.Sprintf("keys=%d", keys), func(b *testing.B) {
+			q := fairq.New[int](fairq.Config{LowShare: 0.1})
+			for i := 1; i <= 10000; i++ {
+				q.SetClass(i, fairq.Class{Key: fmt.Sprint(i % keys), Priority: i % 3})
+				q.Push(i)
+			}
+			n := 10000
+			b.ResetTimer()
+			for range b.N {
+				n++
+				q.SetClass(n, fairq.Class{Key: fmt.Sprint(n % keys), Priority: n % 3})
+				q.Push(n)
+				it := q.Pop()
+				q.Release(it)
+				q.Forget(it)
+			}
+		})
+	}
+}
+
+// model is the order written plainly (a scan of every waiting item), to
+// check the heaps' bookkeeping against.
+type model struct {
+	cfg     fairq.Config
+	items   []mItem // waiting, in push order
+	vtime   map[string]float64
+	busy    map[string]int // key → waiting + in flight (absent: forgotten)
+	flight  map[string]int
+	held    map[int]string
+	vclock  float64
+	credit  float64
+	seq     int
+	classes map[int]fairq.Class
+}
+
+type mItem struct {
+	id  int
+	c   fairq.Class
+	seq int
+}
+
+func (m *model) capped(k string) bool { return m.cfg.KeyCap > 0 && m.flight[k] >= m.cfg.KeyCap }
+
+func (m *model) push(id int) {
+	for _, it := range m.items {
+		if it.id == id {
+			return
+		}
+	}
+	c := m.classes[id]
+	waiting := 0
+	for _, it := range m.items {
+		if it.c.Key == c.Key {
+			waiting++
+		}
+	}
+	if waiting == 0 {
+		m.vtime[c.Key] = max(m.vtime[c.Key], m.vclock)
+	}
+	m.seq++
+	m.items = append(m.items, mItem{id, c, m.seq})
+}
+
+func (m *model) len() int {
+	n := 0
+	for _, it := range m.items {
+		if !m.capped(it.c.Key) {
+			n++
+		}
+	}
+	return n
+}
+
+// fairPick is the next item of a priority in the fair order (-1: none).
+func (m *model) fairPick(prio int) int {
+	best := -1
+	for i, it := range m.items {
+		if it.c.Priority != prio || m.capped(it.c.Key) {
+			continue
+		}
+		if best < 0 {
+			best = i
+			continue
+		}
+		b := m.items[best]
+		vi, vb := m.vtime[it.c.Key], m.vtime[b.c.Key]
+		if vi < vb || (vi == vb && it.seq < b.seq) {
+			best = i
+		}
+	}
+	return best
+}
+
+func (m *model) pop() int {
+	prios := map[int]bool{}
+	top, any := 0, false
+	for _, it := range m.items {
+		if m.capped(it.c.Key) {
+			continue
+		}
+		prios[it.c.Priority] = true
+		if !any || it.c.Priority > top {
+			top, any = it.c.Priority, true
+		}
+	}
+	pick := m.fairPick(top)
+	if m.cfg.LowShare > 0 {
+		low := -1
+		for p := range prios {
+			if p >= top {
+				continue
+			}
+			if i := m.fairPick(p); low < 0 || m.items[i].seq < m.items[low].seq {
+				low = i
+			}
+		}
+		if low >= 0 {
+			m.credit += m.cfg.LowShare
+			if m.credit >= 1 {
+				m.credit--
+				pick = low
+			}
+		}
+	}
+	it := m.items[pick]
+	m.items = slices.Delete(m.items, pick, pick+1)
+	m.flight[it.c.Key]++
+	m.held[it.id] = it.c.Key
+	m.vclock = m.vtime[it.c.Key]
+	w := m.cfg.Weights[it.c.Key]
+	if w <= 0 {
+		w = 1
+	}
+	m.vtime[it.c.Key] += 1 / w
+	return it.id
+}
+
+func (m *model) release(id int) {
+	k, ok := m.held[id]
+	if !ok {
+		return
+	}
+	delete(m.held, id)
+	m.flight[k]--
+	for _, it := range m.items {
+		if it.c.Key == k {
+			return
+		}
+	}
+	if m.flight[k] == 0 {
+		delete(m.vtime, k) // forgotten, as the Queue forgets an idle key
+		delete(m.flight, k)
+	}
+}
+
+// The heaps give the order the plain scan gives, through random pushes,
+// pops and releases, with caps, weights and the low share.
+func TestAgainstModel(t *testing.T) {
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 1))
+		cfg := fairq.Config{LowShare: []float64{0, 0.1, 0.5}[seed%3], KeyCap: int(seed % 3),
+			Weights: map[string]float64{"k0": 2, "k1": 0.5}}
+		q := fairq.New[int](cfg)
+		m := &model{cfg: cfg, vtime: map[string]float64{}, flight: map[string]int{}, held: map[int]string{}, classes: map[int]fairq.Class{}}
+		next := 1
+		var inFlight []int
+		for step := range 3000 {
+			switch op := r.IntN(10); {
+			case op < 5:
+				c := fairq.Class{Key: fmt.Sprintf("k%d", r.IntN(6)), Priority: r.IntN(3)}
+				q.SetClass(next, c)
+				m.classes[next] = c
+				q.Push(next)
+				m.push(next)
+				next++
+			case op < 8:
+				if q.Len() != m.len() {
+					t.Fatalf("seed %d step %d: Len %d, model %d", seed, step, q.Len(), m.len())
+				}
+				if m.len() == 0 {
+					continue
+				}
+				got, want := q.Pop(), m.pop()
+				if got != want {
+					t.Fatalf("seed %d step %d: Pop %d, model %d", seed, step, got, want)
+				}
+				inFlight = append(inFlight, got)
+			default:
+				if len(inFlight) == 0 {
+					continue
+				}
+				i := r.IntN(len(inFlight))
+				id := inFlight[i]
+				inFlight = slices.Delete(inFlight, i, i+1)
+				q.Release(id)
+				m.release(id)
+			}
+		}
 	}
 }
