@@ -49,6 +49,11 @@ type JobStatus struct {
 	OutputURL  string    `json:"outputURL,omitempty"`
 	Error      string    `json:"error,omitempty"`
 	LogPath    string    `json:"logPath,omitempty"`
+	// Priority and FairKey: the item's place in the manager's fair
+	// dispatch, when MANAGER_PRIORITY_FIELD or MANAGER_FAIR_KEY is set and
+	// the manager has read the item's data.
+	Priority *int   `json:"priority,omitempty"`
+	FairKey  string `json:"fairKey,omitempty"`
 	// History lists the job's attempts (GET /v1/jobs/{item} only, not
 	// lists), oldest first.
 	History []Attempt `json:"history,omitempty"`

@@ -173,6 +173,9 @@ func TestPriorityGoesFirst(t *testing.T) {
 		}
 		return nil
 	})
+	if st, ok := e.m.Status(it.Name); !ok || st.Priority == nil || *st.Priority != 7 {
+		t.Errorf("the status shows priority %v, want 7", st.Priority)
+	}
 	if d := rec.index(it.Name) - before; d > 1 {
 		t.Errorf("the priority-7 item went after %d more low ones, want ≤ 1 (the one starting)", d)
 	}

@@ -55,6 +55,14 @@ func (m *Manager) statusLocked(item string) (itemapi.JobStatus, bool) {
 		return itemapi.JobStatus{}, false
 	}
 	st := itemapi.JobStatus{Kind: "Job", APIVersion: itemapi.APIVersion, Item: item, Job: runner.JobName(m.cfg.Queue, item), State: itemapi.StatePending}
+	if m.cfg.Fair.enabled() {
+		if c, ok := m.fq.Class(item); ok {
+			if m.cfg.Fair.PriorityField != "" {
+				st.Priority = &c.Priority
+			}
+			st.FairKey = c.Key
+		}
+	}
 	if m.cfg.OutputURL != "" {
 		if u, err := itemapi.JoinObjectURL(m.cfg.OutputURL, itemapi.ItemKey(item)+"/"); err == nil {
 			st.OutputURL = u

@@ -265,6 +265,10 @@ func jobDetail(w io.Writer, st *itemapi.JobStatus) error {
 	row("Job", st.Job)
 	row("State", string(st.State))
 	row("Attempts", fmt.Sprint(st.Attempts))
+	if st.Priority != nil {
+		row("Priority", fmt.Sprint(*st.Priority))
+	}
+	row("Fair key", st.FairKey)
 	if !st.StartedAt.IsZero() {
 		row("Started", stamp(st.StartedAt))
 	}
