@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -67,6 +68,9 @@ type Driver struct {
 	commitMu sync.Mutex
 	mu       sync.Mutex
 	parts    map[tp]*window
+	// assigned: the group has assigned this member its partitions at
+	// least once (before that, any name may turn out to be ours).
+	assigned bool
 
 	// redriveMu serialises redrives, so that two of one name cannot both
 	// find its dead letter unmarked.
@@ -242,6 +246,7 @@ func (d *Driver) addLocked(k tp, recs []*kgo.Record) {
 // while it runs: the option BlockRebalanceOnPoll gates this callback too.)
 func (d *Driver) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	d.mu.Lock()
+	d.assigned = true
 	for topic, ps := range assigned {
 		for _, p := range ps {
 			if k := (tp{topic, p}); d.parts[k] == nil {
@@ -412,10 +417,12 @@ func (d *Driver) Get(_ context.Context, name string) (json.RawMessage, error) {
 	if ok {
 		rec = m.rec
 	}
-	d.mu.Unlock()
 	if rec == nil {
-		return nil, source.NotFound(name)
+		err := d.notFoundLocked(name)
+		d.mu.Unlock()
+		return nil, err
 	}
+	d.mu.Unlock()
 	data, err := itemData(rec)
 	if err != nil {
 		return nil, fmt.Errorf("item %q: %w", name, err)
@@ -455,8 +462,12 @@ func (d *Driver) Ack(ctx context.Context, name string, outcome itemapi.Outcome) 
 	d.mu.Lock()
 	m, ok := d.idx.Get(name)
 	if !ok || m.done {
+		err := source.NotFound(name)
+		if !ok {
+			err = d.notFoundLocked(name)
+		}
 		d.mu.Unlock()
-		return source.NotFound(name)
+		return err
 	}
 	if m.acking {
 		d.mu.Unlock()
@@ -482,6 +493,36 @@ func (d *Driver) Ack(ctx context.Context, name string, outcome itemapi.Outcome) 
 	d.doneLocked(k, m)
 	d.mu.Unlock()
 	return nil
+}
+
+// notFoundLocked is the answer for a name the window does not hold:
+// NotFound, or Unavailable while it may still come — before the group
+// assigned this member its partitions, or for a message of a partition it
+// holds that it has not consumed (or admitted) yet, at or after the
+// group's committed offset and below the high watermark. A restarted
+// ambassador reads its unacknowledged messages again from the commit point;
+// a manager's acknowledgement that arrives first is then retried instead
+// of taken for an item gone (which made the manager run it again when it
+// came back).
+func (d *Driver) notFoundLocked(name string) error {
+	k, off, ok := parseName(name)
+	if !ok || !slices.Contains(d.cfg.Topics, k.topic) {
+		return source.NotFound(name)
+	}
+	if !d.assigned {
+		return source.Errorf(itemapi.ReasonUnavailable, "item %q is not known yet: the ambassador has not been given its partitions; try again", name)
+	}
+	w := d.parts[k]
+	if w == nil || (w.hw >= 0 && off >= w.hw) {
+		return source.NotFound(name) // another member's, or no such message
+	}
+	if w.next >= 0 && off < w.next && !w.inOverflow(off) {
+		return source.NotFound(name) // consumed and done (or never listed)
+	}
+	if c, ok := d.cl.CommittedOffsets()[k.topic][k.partition]; ok && off < c.Offset {
+		return source.NotFound(name) // done before the commit point
+	}
+	return source.Errorf(itemapi.ReasonUnavailable, "item %q is not consumed yet (its partition is read again from the commit point); try again", name)
 }
 
 // doneLocked marks m (of partition k) done: it leaves the listing, the

@@ -68,6 +68,17 @@ func (w *window) lag() (int64, bool) {
 	return max(0, w.hw-from), true
 }
 
+// inOverflow reports whether the message at off was consumed and waits in
+// the overflow (not admitted to the window, so not listed yet).
+func (w *window) inOverflow(off int64) bool {
+	for _, r := range w.overflow {
+		if r.Offset == off {
+			return true
+		}
+	}
+	return false
+}
+
 // offer takes a consumed record. It returns the message when the record was
 // admitted to the window (to be listed), nil when it waits in the overflow
 // or was a duplicate of something already consumed.
