@@ -367,9 +367,16 @@ func (m *Manager) itemAddedLocked(name string, now time.Time) (forget string) {
 		m.enqueueLocked(name)
 	case j.Phase.Finished():
 		if _, left := m.gone[name]; left {
+			delete(m.gone, name)
+			if j.Acked == "" && !m.noAck {
+				// Its acknowledgement is still pending: the source was never
+				// told, so it did not archive it; it listed it again (an
+				// ambassador that restarted reads its unacknowledged messages
+				// again). The same item: the acknowledgement goes on.
+				return ""
+			}
 			// It was archived and is back (e.g. the same file dropped again):
 			// new work.
-			delete(m.gone, name)
 			return name
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,5 +147,70 @@ func TestBacklogWhileAJobStarts(t *testing.T) {
 	m.Reconcile()
 	if b := m.Scaling().Backlog; b != len(items)-1 {
 		t.Errorf("backlog %d with one job running, want %d", b, len(items)-1)
+	}
+}
+
+// unavailableAcks answers every acknowledgement Unavailable while down is
+// set, as a restarting ambassador does.
+type unavailableAcks struct {
+	*manager.InProcess
+	down  atomic.Bool
+	tried atomic.Int32
+}
+
+func (u *unavailableAcks) Ack(ctx context.Context, name string, outcome itemapi.Outcome) error {
+	if u.down.Load() {
+		u.tried.Add(1)
+		return itemapi.NewStatus(itemapi.ReasonUnavailable, "restarting")
+	}
+	return u.InProcess.Ack(ctx, name, outcome)
+}
+
+// An item whose finished job is not acknowledged yet and that leaves the
+// source's listing and comes back (an ambassador that restarted and reads
+// its unacknowledged messages again) is the same item: its record stays
+// and its acknowledgement goes on. It was taken for an archived item that
+// came back: the record was dropped and the item queued again, so the
+// status API lost the job (seen in the 2,000-message Kafka chaos run).
+func TestPendingAckSurvivesRelisting(t *testing.T) {
+	mem := memsource.New()
+	l := newScripted(func(string, int) int { return 0 })
+	lr, err := local.New(local.Config{Queue: "test", StateDir: t.TempDir(), MaxAttempts: 1}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &unavailableAcks{InProcess: &manager.InProcess{Src: source.New(mem)}}
+	src.down.Store(true)
+	cfg := manager.Config{Queue: "test", MaxActive: 1, MinActive: 1, Resync: time.Hour,
+		RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Log: slog.New(slog.DiscardHandler)}
+	m := manager.New(cfg, src, lr)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	}()
+	put(t, mem, "m1")
+	testutil.Eventually(t, 30*time.Second, "finished, its ack refused", func() error {
+		if st, ok := m.Status("m1"); !ok || st.State != itemapi.StateSucceeded || src.tried.Load() == 0 {
+			return fmt.Errorf("status %+v, %d acks tried", st, src.tried.Load())
+		}
+		return nil
+	})
+	mem.Remove("m1") // the restarting ambassador's snapshot lacks it…
+	time.Sleep(200 * time.Millisecond)
+	put(t, mem, "m1") // …then it lists it again
+	time.Sleep(200 * time.Millisecond)
+	src.down.Store(false)
+	waitOutcomes(t, mem, []string{"m1"}, itemapi.Succeeded)
+	time.Sleep(200 * time.Millisecond)
+	if n := l.count("m1"); n != 1 {
+		t.Errorf("m1 ran %d times, want 1", n)
+	}
+	if st, ok := m.Status("m1"); !ok || st.State != itemapi.StateSucceeded {
+		t.Errorf("the status API after the ack: %+v %v", st, ok)
 	}
 }
