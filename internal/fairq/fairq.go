@@ -155,11 +155,35 @@ func New[T comparable](cfg Config) *Queue[T] {
 }
 
 // SetClass records an item's class; an item without one has the zero
-// Class. It applies from the item's next Push.
+// Class. It applies from the item's next Push; an item in flight (Pop or
+// Hold) counts against its new key's cap from now on.
 func (q *Queue[T]) SetClass(item T, c Class) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	q.classes[item] = c
-	q.mu.Unlock()
+	old, held := q.held[item]
+	if !held || old == c.Key {
+		return
+	}
+	// Move the flight from the old key to the new one.
+	ok := q.keys[old]
+	wasCapped := q.cappedLocked(ok)
+	ok.inflight--
+	if wasCapped && !q.cappedLocked(ok) && ok.n > 0 {
+		q.eligible += ok.n
+		q.enterLocked(ok)
+	}
+	if ok.n == 0 && ok.inflight == 0 {
+		delete(q.keys, old)
+	}
+	q.held[item] = c.Key
+	nk := q.keyLocked(c.Key)
+	wasCapped = q.cappedLocked(nk)
+	nk.inflight++
+	if !wasCapped && q.cappedLocked(nk) {
+		q.eligible -= nk.n
+		q.leaveLocked(nk)
+	}
 }
 
 // Class returns an item's class, if it has one.

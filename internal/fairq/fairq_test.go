@@ -426,3 +426,20 @@ func TestAgainstModel(t *testing.T) {
 		}
 	}
 }
+
+// A held item whose class is learnt later moves its flight to its key.
+func TestSetClassOfAHeldItem(t *testing.T) {
+	q := fairq.New[string](fairq.Config{KeyCap: 1})
+	q.Hold("old") // found running; its class not known yet: key ""
+	pushAll(q, fairq.Class{Key: "a"}, "a0")
+	if q.Len() != 1 || q.InFlight("") != 1 {
+		t.Fatalf("Len %d, InFlight(\"\") %d", q.Len(), q.InFlight(""))
+	}
+	q.SetClass("old", fairq.Class{Key: "a"})
+	if q.Len() != 0 || q.InFlight("a") != 1 || q.InFlight("") != 0 {
+		t.Fatalf("after SetClass: Len %d, InFlight(a) %d, InFlight(\"\") %d", q.Len(), q.InFlight("a"), q.InFlight(""))
+	}
+	if !q.Release("old") || q.Len() != 1 || q.Pop() != "a0" {
+		t.Error("a0 not given after old's release")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/itemq/itemq/internal/fairq"
@@ -199,6 +200,44 @@ const (
 	classifyDeadline = time.Minute
 )
 
+// classifyRunning reads the class of the jobs found running at start, a
+// few at a time, within classifyRunningDeadline (what is not read by then
+// is read by the classify workers, and counts under the key "" until then).
+func (m *Manager) classifyRunning(ctx context.Context, items []string) {
+	if len(items) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, classifyRunningDeadline)
+	defer cancel()
+	next := make(chan string)
+	var wg sync.WaitGroup
+	for range min(classifyWorkers, len(items)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range next {
+				m.classify(ctx, name)
+			}
+		}()
+	}
+	for i, name := range items {
+		select {
+		case next <- name:
+		case <-ctx.Done():
+			for _, rest := range items[i:] {
+				m.classifyQ.Add(rest)
+			}
+			close(next)
+			wg.Wait()
+			return
+		}
+	}
+	close(next)
+	wg.Wait()
+}
+
+const classifyRunningDeadline = 10 * time.Second
+
 func (m *Manager) classifyLoop(ctx context.Context) error {
 	for {
 		name, shutdown := m.classifyQ.Get()
@@ -213,9 +252,10 @@ func (m *Manager) classifyLoop(ctx context.Context) error {
 func (m *Manager) classify(ctx context.Context, name string) {
 	m.mu.Lock()
 	_, waiting := m.queued[name]
+	running := m.jobs[name] != nil && m.jobs[name].Active()
 	it := m.docs[name]
 	m.mu.Unlock()
-	if !waiting {
+	if !waiting && !running {
 		return
 	}
 	if it == nil {
@@ -242,6 +282,14 @@ func (m *Manager) classify(ctx context.Context, name string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, waiting := m.queued[name]; !waiting {
+		if j := m.jobs[name]; j != nil && j.Active() && it != nil {
+			// A job found running at start: it counts against its key's
+			// cap from now on (it counted under the key "" until now).
+			m.fq.SetClass(name, m.cfg.Fair.classOf(it))
+			if m.dispatchQ != nil {
+				m.dispatchQ.Add(wakeItem) // "" may have room now
+			}
+		}
 		return
 	}
 	c := m.cfg.Fair.classOf(it)

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +16,10 @@ import (
 
 	"github.com/itemq/itemq/internal/manager"
 	"github.com/itemq/itemq/internal/manager/statusapi"
+	"github.com/itemq/itemq/internal/runner"
 	"github.com/itemq/itemq/internal/runner/local"
+	"github.com/itemq/itemq/internal/runner/runnertest"
+	"github.com/itemq/itemq/internal/source"
 	"github.com/itemq/itemq/internal/source/memsource"
 	"github.com/itemq/itemq/internal/testutil"
 	"github.com/itemq/itemq/itemapi"
@@ -272,5 +277,57 @@ func TestSubmitPriorityOverHTTP(t *testing.T) {
 			t.Errorf("the client's submission: %s %v", it, err)
 		}
 		srv.Close()
+	}
+}
+
+// startLog is a runner whose jobs never end; it records starts.
+type startLog struct {
+	*runnertest.Held
+	mu      sync.Mutex
+	started []string
+}
+
+func (s *startLog) Start(_ context.Context, it *itemapi.Item) error {
+	s.mu.Lock()
+	s.started = append(s.started, it.Name)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *startLog) names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(slices.Values(s.started))
+}
+
+// A job found running at start counts against its key's cap before
+// anything new starts (it counted under the key "" before: a restart let a
+// tenant at its cap start one more).
+func TestFairKeyCapCountsJobsFoundRunning(t *testing.T) {
+	mem := memsource.New()
+	putData(t, mem, "a-old", `{"tenant":"a"}`)
+	putData(t, mem, "a-new", `{"tenant":"a"}`)
+	putData(t, mem, "b-new", `{"tenant":"b"}`)
+	r := &startLog{Held: &runnertest.Held{Records: []runner.Job{
+		{Item: "a-old", Name: runner.JobName("q", "a-old"), Phase: runner.PhaseRunning, Attempts: 1, StartedAt: time.Now()},
+	}}}
+	m := manager.New(manager.Config{Queue: "q", MaxActive: 5, MinActive: 5, Resync: time.Hour, Log: slog.New(slog.DiscardHandler),
+		Fair: manager.Fair{KeyField: "tenant", KeyCap: 1}}, &manager.InProcess{Src: source.New(mem)}, r)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	testutil.Eventually(t, 30*time.Second, "b-new started", func() error {
+		if got := r.names(); !slices.Contains(got, "b-new") {
+			return fmt.Errorf("started %v", got)
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond)
+	if got := r.names(); !slices.Equal(got, []string{"b-new"}) {
+		t.Errorf("started %v, want only b-new (a is at its cap with a-old running)", got)
+	}
+	if st, _ := m.Status("a-old"); st.FairKey != "a" {
+		t.Errorf("a-old's key %q, want a", st.FairKey)
 	}
 }

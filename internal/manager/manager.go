@@ -217,8 +217,12 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	m.dispatchQ, m.ackQ = dq, aq
+	var running []string
 	for i := range jobs {
 		m.setJobLocked(jobs[i])
+		if jobs[i].Active() {
+			running = append(running, jobs[i].Item)
+		}
 		if j := jobs[i]; j.Phase.Finished() && j.Acked == "" {
 			m.queueAckLocked(j.Item)
 		}
@@ -253,6 +257,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	spawn("scaler", m.scaleLoop)
 	for range ackWorkers {
 		spawn("acks", m.ackLoop)
+	}
+	if m.classifyQ != nil {
+		// The jobs found running count against their keys' caps before
+		// anything new starts.
+		m.classifyRunning(ctx, running)
 	}
 	for range m.cfg.DispatchWorkers {
 		spawn("dispatch", m.dispatchLoop)
@@ -390,7 +399,9 @@ func (m *Manager) itemDeletedLocked(name string, now time.Time) {
 	delete(m.present, name)
 	delete(m.queued, name)
 	delete(m.docs, name)
-	m.fq.Forget(name)
+	if m.jobs[name] == nil {
+		m.fq.Forget(name) // a job's record keeps its class (the status API shows it)
+	}
 	if j := m.jobs[name]; j != nil && j.Phase.Finished() {
 		m.gone[name] = now
 	}
@@ -849,6 +860,7 @@ func (m *Manager) deleteJobLocked(item string) {
 			m.active--
 		}
 		m.releaseLocked(item)
+		m.fq.Forget(item) // if it comes back, its data is read again
 		delete(m.jobs, item)
 		m.changedLocked()
 	}
