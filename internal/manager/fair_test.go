@@ -184,6 +184,17 @@ func TestPriorityGoesFirst(t *testing.T) {
 	if d := rec.index(it.Name) - before; d > 1 {
 		t.Errorf("the priority-7 item went after %d more low ones, want ≤ 1 (the one starting)", d)
 	}
+	waitOutcomes(t, mem, []string{it.Name}, itemapi.Succeeded)
+	testutil.Eventually(t, 30*time.Second, "the item archived", func() error {
+		if _, err := mem.Get(context.Background(), it.Name); err == nil {
+			return fmt.Errorf("still in the source")
+		}
+		return nil
+	})
+	time.Sleep(200 * time.Millisecond) // the manager takes the DELETED event
+	if st, ok := e.m.Status(it.Name); !ok || st.Priority == nil || *st.Priority != 7 {
+		t.Errorf("the record of the archived item shows priority %v, want 7", st.Priority)
+	}
 	if _, err := e.m.WithPriority(json.RawMessage(`[1]`), 1); !itemapi.IsBadRequest(err) {
 		t.Errorf("WithPriority of an array: %v", err)
 	}
