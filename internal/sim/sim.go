@@ -129,6 +129,11 @@ type Result struct {
 	Items, Succeeded, Dead int
 	// Queueing delay, seconds (arrival → first start).
 	WaitMean, WaitP50, WaitP95, WaitP99, WaitMax float64
+	// HandedP95: the 95th percentile of arrival → the item handed to a
+	// worker for its first attempt (a Job created with it, a started pod
+	// or a pool worker taking it): the wait the controller causes, without
+	// a pod's start that follows for a Job per item.
+	HandedP95 float64
 	// Makespan: from the first arrival to the last item's end.
 	Makespan float64
 	// WorkerSeconds: pods' lifetimes; PendingSeconds: the part before they
@@ -165,6 +170,7 @@ const SampleEvery = 10.0
 type item struct {
 	stream   int
 	arrival  float64
+	handed   bool
 	attempts int
 	started  bool
 	shapes   []float64 // one draw per attempt
@@ -237,6 +243,7 @@ type run struct {
 
 	res         Result
 	waits       []float64
+	handed      []float64
 	streamWaits [][]float64
 	first       float64
 	last        float64
@@ -415,7 +422,14 @@ func (r *run) enqueue(it *item) {
 	r.queue.Push(it)
 }
 
-func (r *run) pop() *item { return r.queue.Pop() }
+func (r *run) pop() *item {
+	it := r.queue.Pop()
+	if !it.handed {
+		it.handed = true
+		r.handed = append(r.handed, r.now-it.arrival)
+	}
+	return it
+}
 
 func cmpFloat(a, b float64) int {
 	switch {
@@ -472,7 +486,15 @@ func (r *run) finish(p *pod) {
 	p.item = nil
 	r.inFlight--
 	r.queue.Release(it) // its key's cap (Workload.Fair)
-	r.c.Served(p.service)
+	// What the manager measures as S: on Kubernetes a Job's run time, from
+	// the Job's start (its creation) to its end, the pod's start included
+	// (runner/kube: status.startTime → completion); a pool worker's run
+	// time otherwise.
+	served := p.service
+	if r.model == JobPerItem {
+		served = r.now - p.created
+	}
+	r.c.Served(served)
 	failed := it.fails[it.attempts]
 	it.attempts++
 	switch {
@@ -551,6 +573,10 @@ func (r *run) summarise() {
 			}
 			r.res.Streams[r.w.Streams[i].Name] = sr
 		}
+	}
+	if len(r.handed) > 0 {
+		slices.Sort(r.handed)
+		r.res.HandedP95 = quantile(r.handed, 0.95)
 	}
 	w := r.waits
 	if len(w) == 0 {
