@@ -324,10 +324,7 @@ func TestFairKeyCapCountsJobsFoundRunning(t *testing.T) {
 	}}}
 	m := manager.New(manager.Config{Queue: "q", MaxActive: 5, MinActive: 5, Resync: time.Hour, Log: slog.New(slog.DiscardHandler),
 		Fair: manager.Fair{KeyField: "tenant", KeyCap: 1}}, &manager.InProcess{Src: source.New(mem)}, r)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runManager(t, m)
 	testutil.Eventually(t, 30*time.Second, "b-new started", func() error {
 		if got := r.names(); !slices.Contains(got, "b-new") {
 			return fmt.Errorf("started %v", got)

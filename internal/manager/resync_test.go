@@ -59,15 +59,7 @@ func TestFinishSeenFirstInAListing(t *testing.T) {
 			mu.Unlock()
 		}}
 	m := manager.New(cfg, &manager.InProcess{Src: source.New(mem)}, r)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}()
+	runManager(t, m)
 	put(t, mem, "late")
 	testutil.Eventually(t, 30*time.Second, "the listing shows it finished and the manager took it", func() error {
 		if st, ok := m.Status("late"); !ok || st.State != itemapi.StateSucceeded {
@@ -83,6 +75,20 @@ func TestFinishSeenFirstInAListing(t *testing.T) {
 	if got := events["late"]; len(got) != 1 || got[0] != manager.EventSucceeded {
 		t.Errorf("events of late: %v, want one %q", got, manager.EventSucceeded)
 	}
+}
+
+// runManager runs m until the test ends; Run must end without an error.
+func runManager(t *testing.T, m *manager.Manager) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
 }
 
 // slowStart holds every Start until release is closed, and says when one
@@ -118,16 +124,8 @@ func TestBacklogWhileAJobStarts(t *testing.T) {
 	r := &slowStart{Runner: lr, started: make(chan string, 1), release: make(chan struct{})}
 	cfg := manager.Config{Queue: "test", MaxActive: 1, MinActive: 1, Resync: time.Hour, Log: slog.New(slog.DiscardHandler)}
 	m := manager.New(cfg, &manager.InProcess{Src: source.New(mem)}, r)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	put(t, mem, items...)
-	go func() { done <- m.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}()
+	runManager(t, m)
 	select {
 	case <-r.started:
 	case <-time.After(30 * time.Second):
@@ -184,15 +182,7 @@ func TestPendingAckSurvivesRelisting(t *testing.T) {
 	cfg := manager.Config{Queue: "test", MaxActive: 1, MinActive: 1, Resync: time.Hour,
 		RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Log: slog.New(slog.DiscardHandler)}
 	m := manager.New(cfg, src, lr)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}()
+	runManager(t, m)
 	put(t, mem, "m1")
 	testutil.Eventually(t, 30*time.Second, "finished, its ack refused", func() error {
 		if st, ok := m.Status("m1"); !ok || st.State != itemapi.StateSucceeded || src.tried.Load() == 0 {

@@ -143,9 +143,12 @@ func consumeAll(t testing.TB, c *cluster, topic string) []*kgo.Record {
 	return out
 }
 
-func TestOutOfOrderAcksCommitTheDonePrefix(t *testing.T) {
+// tenListed produces ten messages to a new one-partition topic and opens
+// a driver that lists them.
+func tenListed(t *testing.T, prefix string) (*cluster, string, Config, []string, *Driver) {
+	t.Helper()
 	c := newCluster(t).clients(t)
-	topic := c.topic(t, "ooo", 1)
+	topic := c.topic(t, prefix, 1)
 	cfg := c.config(topic)
 	var recs []*kgo.Record
 	for i := range 10 {
@@ -159,6 +162,11 @@ func TestOutOfOrderAcksCommitTheDonePrefix(t *testing.T) {
 		}
 		return nil
 	})
+	return c, topic, cfg, names, d
+}
+
+func TestOutOfOrderAcksCommitTheDonePrefix(t *testing.T) {
+	c, topic, cfg, names, d := tenListed(t, "ooo")
 	ctx := context.Background()
 	ack := func(i int) {
 		t.Helper()
@@ -728,21 +736,7 @@ func TestRebalanceSplitsAndHandsOver(t *testing.T) {
 // was listed: seen in the Kafka chaos run). A message before the commit
 // point, or beyond the partition's end, is NotFound.
 func TestAckOfAMessageNotReadAgainYet(t *testing.T) {
-	c := newCluster(t).clients(t)
-	topic := c.topic(t, "again", 1)
-	cfg := c.config(topic)
-	var recs []*kgo.Record
-	for i := range 10 {
-		recs = append(recs, &kgo.Record{Topic: topic, Value: fmt.Appendf(nil, `{"i":%d}`, i)})
-	}
-	names := c.produce(t, recs...)
-	d := open(t, cfg)
-	eventually(t, "10 items listed", func() error {
-		if got := listed(t, d); len(got) != 10 {
-			return fmt.Errorf("listed %d", len(got))
-		}
-		return nil
-	})
+	_, topic, cfg, names, d := tenListed(t, "again")
 	ctx := context.Background()
 	for i := range 5 {
 		if err := d.Ack(ctx, names[i], itemapi.Succeeded); err != nil {
