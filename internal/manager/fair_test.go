@@ -95,20 +95,20 @@ func putData(t *testing.T, mem *memsource.Driver, name, data string) {
 
 // One tenant's burst cannot starve another that sends an item now and
 // then: each of b's items starts within a few starts of its arrival, not
-// after a's 300 (with MANAGER_FAIR_KEY unset, FIFO, it waits for them all:
+// after a's 120 (with MANAGER_FAIR_KEY unset, FIFO, it waits for them all:
 // checked by the second case).
 func TestFairShareAcrossTenants(t *testing.T) {
 	for _, fair := range []bool{true, false} {
 		t.Run(fmt.Sprintf("fair=%v", fair), func(t *testing.T) {
 			mem := memsource.New()
-			rec := newRecorder(20 * time.Millisecond)
+			rec := newRecorder(100 * time.Millisecond)
 			start(t, mem, t.TempDir(), rec, func(c *manager.Config, _ *local.Config) {
 				c.MaxActive, c.MinActive = 2, 2
 				if fair {
 					c.Fair = manager.Fair{KeyField: "tenant"}
 				}
 			})
-			for i := range 300 {
+			for i := range 120 {
 				putData(t, mem, fmt.Sprintf("a%03d", i), `{"tenant":"a"}`)
 			}
 			testutil.Eventually(t, 30*time.Second, "a's burst under way", func() error {
@@ -130,10 +130,12 @@ func TestFairShareAcrossTenants(t *testing.T) {
 				})
 				worst = max(worst, rec.index(name)-before)
 			}
-			// c = 2: a slot frees, b's item ties a's head at the share's
-			// clock and is newer, so at most two of a's go first.
-			if fair && worst > 3 {
-				t.Errorf("b waited for %d starts of a, want ≤ 3", worst)
+			t.Logf("b's items waited for at most %d starts of a", worst)
+			// c = 2: a slot frees every 50 ms; b's item is read by a
+			// classify worker, then ties a's head at the share's clock and
+			// is newer, so a few of a's may go first.
+			if fair && worst > 5 {
+				t.Errorf("b waited for %d starts of a, want ≤ 5", worst)
 			}
 			if !fair && worst < 50 {
 				t.Errorf("FIFO: b waited for only %d starts; the test does not show what fairness changes", worst)
@@ -239,7 +241,7 @@ func TestFairKeyCap(t *testing.T) {
 func TestSubmitPriorityOverHTTP(t *testing.T) {
 	for _, field := range []string{"prio", ""} {
 		mem := memsource.New()
-		e := start(t, mem, t.TempDir(), newRecorder(0), func(c *manager.Config, _ *local.Config) {
+		e := start(t, mem, t.TempDir(), newRecorder(time.Hour), func(c *manager.Config, _ *local.Config) {
 			c.Fair = manager.Fair{PriorityField: field}
 		})
 		srv := httptest.NewServer(statusapi.NewAPI(e.m, statusapi.APIOptions{}))
