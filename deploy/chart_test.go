@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/itemq/itemq/internal/manager"
 	"github.com/itemq/itemq/internal/testutil"
 	"github.com/itemq/itemq/internal/testutil/kubetest"
 )
@@ -194,6 +195,9 @@ func TestSchemaRejectsWrongValues(t *testing.T) {
 		{[]string{"--set", "job.env.OUTPUT-URL=x"}, "OUTPUT-URL"},
 		{[]string{"--set", "dataVolume.enabled=true"}, "dataVolume"},
 		{[]string{"--set-json", `job.command=["a"]`, "--set-json", `job.steps=[["b"]]`}, "job.steps"},
+		{[]string{"--set", "manager.fair.lowShare=2"}, "lowShare"},
+		{[]string{"--set", "manager.fair.key=t", "--set", "manager.fair.weights.a=-1"}, "weights"},
+		{[]string{"--set", "manager.fair.keyCap=2"}, "manager.fair.key"},
 	}
 	for _, c := range cases {
 		_, err := helmCmd(t, "", append([]string{"template", "q", chartDir(t)}, c.args...)...)
@@ -430,6 +434,30 @@ func TestChartCopiesAreIdentical(t *testing.T) {
 		}
 	}
 	t.Error("no dashboard ConfigMap")
+}
+
+// Fair dispatch's values become the manager's settings, in the form it
+// parses (--set gives weights as strings).
+func TestFairDispatchValues(t *testing.T) {
+	objs := render(t, "rel", "ns1", "--set", "manager.fair.key=tenant", "--set", "manager.fair.weights.gold=3",
+		"--set", "manager.fair.weights.free=0.5", "--set", "manager.fair.keyCap=2", "--set", "manager.fair.priorityField=meta.prio")
+	env := envOf(decode[appsv1.Deployment](t, find(t, objs, "Deployment")).Spec.Template.Spec.Containers[0])
+	for k, want := range map[string]string{"MANAGER_FAIR_KEY": "tenant", "MANAGER_FAIR_WEIGHTS": "free=0.5,gold=3",
+		"MANAGER_FAIR_KEY_CAP": "2", "MANAGER_PRIORITY_FIELD": "meta.prio", "MANAGER_PRIORITY_LOW_SHARE": "0.1"} {
+		if env[k] != want {
+			t.Errorf("%s=%q, want %q", k, env[k], want)
+		}
+	}
+	if w, err := manager.ParseWeights(env["MANAGER_FAIR_WEIGHTS"]); err != nil || w["gold"] != 3 || w["free"] != 0.5 {
+		t.Errorf("the manager reads MANAGER_FAIR_WEIGHTS as %v, %v", w, err)
+	}
+	// Off by default: none of them is set.
+	env = envOf(decode[appsv1.Deployment](t, find(t, render(t, "rel", "ns1"), "Deployment")).Spec.Template.Spec.Containers[0])
+	for _, k := range []string{"MANAGER_FAIR_KEY", "MANAGER_FAIR_WEIGHTS", "MANAGER_FAIR_KEY_CAP", "MANAGER_PRIORITY_FIELD"} {
+		if v, ok := env[k]; ok {
+			t.Errorf("%s=%q by default", k, v)
+		}
+	}
 }
 
 // The chart's README lists every value of values.yaml.

@@ -119,3 +119,12 @@ in-manager source's location is added by the manager itself).
 {{- $url -}}
 {{- end -}}
 {{- end -}}
+
+{{/* MANAGER_FAIR_WEIGHTS from a map of key value → weight: "a=2,b=1" (sorted). */}}
+{{- define "itemq.fairWeights" -}}
+{{- $out := list -}}
+{{- range $k, $v := . -}}
+{{- $out = append $out (printf "%s=%v" $k $v) -}}
+{{- end -}}
+{{- join "," $out -}}
+{{- end -}}
