@@ -8,8 +8,9 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"k8s.io/client-go/util/workqueue"
 
 	"github.com/itemq/itemq/internal/fairq"
 	"github.com/itemq/itemq/itemapi"
@@ -201,39 +202,17 @@ const (
 )
 
 // classifyRunning reads the class of the jobs found running at start, a
-// few at a time, within classifyRunningDeadline (what is not read by then
-// is read by the classify workers, and counts under the key "" until then).
+// few at a time, within classifyRunningDeadline; what is not read by then
+// goes to the classify workers (and counts under the key "" until read).
 func (m *Manager) classifyRunning(ctx context.Context, items []string) {
-	if len(items) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, classifyRunningDeadline)
+	rctx, cancel := context.WithTimeout(ctx, classifyRunningDeadline)
 	defer cancel()
-	next := make(chan string)
-	var wg sync.WaitGroup
-	for range min(classifyWorkers, len(items)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for name := range next {
-				m.classify(ctx, name)
-			}
-		}()
-	}
-	for i, name := range items {
-		select {
-		case next <- name:
-		case <-ctx.Done():
-			for _, rest := range items[i:] {
-				m.classifyQ.Add(rest)
-			}
-			close(next)
-			wg.Wait()
-			return
+	workqueue.ParallelizeUntil(rctx, classifyWorkers, len(items), func(i int) { m.classify(rctx, items[i]) })
+	for _, name := range items {
+		if _, ok := m.fq.Class(name); !ok {
+			m.classifyQ.Add(name)
 		}
 	}
-	close(next)
-	wg.Wait()
 }
 
 const classifyRunningDeadline = 10 * time.Second

@@ -18,9 +18,9 @@ import (
 // FuzzStatusAPI drives the manager's status API in process with requests
 // that went through net/http's own parsing: any method, target (path
 // escapes, query: state, limit, continue, prefix, wait, tail, follow, file,
-// priority)
-// and body (submissions, selectors). Every answer is a 2xx or a Status with
-// the answer's code, never a 5xx; a submitted job can be read back.
+// priority) and body (submissions, selectors). Every answer is a 2xx or a
+// Status with the answer's code, never a 5xx; a submitted job can be read
+// back.
 func FuzzStatusAPI(f *testing.F) {
 	for _, s := range []struct{ method, target, body string }{
 		{"GET", "/v1/jobs", ""}, {"GET", "/v1/jobs?state=dead&limit=2", ""}, {"GET", "/v1/jobs?state=nope", ""},
