@@ -185,12 +185,32 @@ func (m *Manager) classifyLocked(name string, it *itemapi.Item) {
 func (m *Manager) pushLocked(name string) {
 	if m.classifyQ != nil {
 		if _, ok := m.fq.Class(name); !ok {
+			if len(m.unclassified) == 0 {
+				m.unclassifiedSince = time.Now()
+			}
+			m.unclassified[name] = struct{}{}
 			m.classifyQ.Add(name)
 			return
 		}
 	}
 	m.dispatchQ.Add(name)
 }
+
+// classifyHoldLocked is how long dispatch should still wait for the
+// classify workers: while they read waiting items (a burst, or the
+// snapshot after a restart), the next start could otherwise go to
+// whichever item they read first rather than to the one the order puts
+// first — but for at most maxClassifyHold, so that a slow source delays
+// starts by no more than that (0: go).
+func (m *Manager) classifyHoldLocked(now time.Time) time.Duration {
+	if len(m.unclassified) == 0 {
+		return 0
+	}
+	return max(0, maxClassifyHold-now.Sub(m.unclassifiedSince))
+}
+
+// maxClassifyHold bounds the wait of dispatch for the classify workers.
+const maxClassifyHold = 2 * time.Second
 
 // classifyWorkers read the data of items listed by name only, to learn
 // their class; the document is kept for the job's start when small, so
@@ -225,6 +245,13 @@ func (m *Manager) classifyLoop(ctx context.Context) error {
 		}
 		m.classify(ctx, name)
 		m.classifyQ.Done(name)
+		m.mu.Lock()
+		delete(m.unclassified, name)
+		if len(m.unclassified) == 0 {
+			m.unclassifiedSince = time.Time{}
+		}
+		m.mu.Unlock()
+		m.signal()
 	}
 }
 

@@ -341,3 +341,47 @@ func TestFairKeyCapCountsJobsFoundRunning(t *testing.T) {
 		t.Errorf("a-old's key %q, want a", st.FairKey)
 	}
 }
+
+// slowHighGets reads items of priority 4 slowly, as a source whose reads
+// take their time.
+type slowHighGets struct{ *manager.InProcess }
+
+func (s slowHighGets) Get(ctx context.Context, name string) (*itemapi.Item, error) {
+	it, err := s.InProcess.Get(ctx, name)
+	if err == nil && strings.Contains(string(it.Data), `"prio":4`) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	return it, err
+}
+
+// Items listed by name only (here all of them: an in-process source's
+// events carry no data) start in priority order from the first start:
+// dispatch waits for the classify workers' reads (at most
+// maxClassifyHold) instead of starting whichever item was read first.
+func TestPriorityOrderFromTheFirstStart(t *testing.T) {
+	mem := memsource.New()
+	for i := range 20 {
+		putData(t, mem, fmt.Sprintf("p%02d", i), fmt.Sprintf(`{"prio":%d}`, i%5))
+	}
+	rec := newRecorder(20 * time.Millisecond)
+	lr, err := local.New(local.Config{Queue: "test", StateDir: t.TempDir(), MaxAttempts: 1}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := manager.New(manager.Config{Queue: "test", MaxActive: 1, MinActive: 1, Resync: time.Hour, Log: slog.New(slog.DiscardHandler),
+		Fair: manager.Fair{PriorityField: "prio", LowShare: -1}}, slowHighGets{&manager.InProcess{Src: source.New(mem)}}, lr)
+	runManager(t, m)
+	testutil.Eventually(t, 30*time.Second, "four started", func() error {
+		if n := rec.started(); n < 4 {
+			return fmt.Errorf("%d started", n)
+		}
+		return nil
+	})
+	rec.mu.Lock()
+	first := slices.Clone(rec.starts[:4])
+	rec.mu.Unlock()
+	slices.Sort(first)
+	if want := []string{"p04", "p09", "p14", "p19"}; !slices.Equal(first, want) {
+		t.Errorf("the first four started: %v, want the priority-4 items %v", first, want)
+	}
+}

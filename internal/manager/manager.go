@@ -96,6 +96,10 @@ type Manager struct {
 	// starting: items a dispatch worker took from the backlog and is
 	// starting; a listing meanwhile does not put them back in it.
 	starting map[string]struct{}
+	// unclassified: waiting items the classify workers are reading
+	// (fair.go), since when the set was last empty.
+	unclassified      map[string]struct{}
+	unclassifiedSince time.Time
 	// cancelled: items cancelled before their job started (lifecycle.go).
 	cancelled map[string]*cancelMark
 	lastObs   Observation // the scaler's last
@@ -170,21 +174,23 @@ func New(cfg Config, src Source, r runner.Runner) *Manager {
 		cfg: cfg, src: src, runner: r, log: cfg.Log, limiter: lim,
 		scaler: &Scaler{Min: cfg.MinActive, Max: cfg.MaxActive, Rho: cfg.TargetUtilization,
 			DrainTime: cfg.DrainTime, ScaleDownDelay: cfg.ScaleDownDelay},
-		present:   map[string]time.Time{},
-		docs:      map[string]*itemapi.Item{},
-		jobs:      map[string]*runner.Job{},
-		gone:      map[string]time.Time{},
-		ackedAt:   map[string]time.Time{},
-		backs:     map[string]int{},
-		queued:    map[string]struct{}{},
-		starting:  map[string]struct{}{},
-		cancelled: map[string]*cancelMark{},
-		changed:   make(chan struct{}),
-		wake:      make(chan struct{}, 1),
-		ackWake:   make(chan struct{}, 1),
-		kick:      make(chan struct{}, 1),
-		leader:    true,
-		fq:        fairq.New[string](cfg.Fair.queueConfig()),
+		present:  map[string]time.Time{},
+		docs:     map[string]*itemapi.Item{},
+		jobs:     map[string]*runner.Job{},
+		gone:     map[string]time.Time{},
+		ackedAt:  map[string]time.Time{},
+		backs:    map[string]int{},
+		queued:   map[string]struct{}{},
+		starting: map[string]struct{}{},
+
+		unclassified: map[string]struct{}{},
+		cancelled:    map[string]*cancelMark{},
+		changed:      make(chan struct{}),
+		wake:         make(chan struct{}, 1),
+		ackWake:      make(chan struct{}, 1),
+		kick:         make(chan struct{}, 1),
+		leader:       true,
+		fq:           fairq.New[string](cfg.Fair.queueConfig()),
 	}
 	m.limit = max(cfg.MinActive, 1)
 	m.met = newMetrics(m)
@@ -683,16 +689,22 @@ func (m *Manager) enqueueLocked(name string) {
 func (m *Manager) reserve(ctx context.Context) bool {
 	for {
 		m.mu.Lock()
-		if m.leader && m.active+m.inflight < m.limit && len(m.queued) > 0 {
+		hold := m.classifyHoldLocked(time.Now())
+		if m.leader && m.active+m.inflight < m.limit && len(m.queued) > 0 && hold == 0 {
 			m.inflight++
 			m.mu.Unlock()
 			return true
 		}
 		m.mu.Unlock()
+		var until <-chan time.Time
+		if hold > 0 {
+			until = time.After(hold)
+		}
 		select {
 		case <-ctx.Done():
 			return false
 		case <-m.wake:
+		case <-until:
 		}
 	}
 }
