@@ -91,9 +91,28 @@ func (m *Manager) Cancel(ctx context.Context, item string) (done bool, err error
 // job succeeded, or has not finished.
 func (m *Manager) Retry(ctx context.Context, item string) (newName string, done bool, err error) {
 	m.mu.Lock()
+	for {
+		// An acknowledgement being made decides where the item is (still
+		// in the queue, or dead-lettered): wait for it.
+		done := m.acking[item]
+		if done == nil {
+			break
+		}
+		m.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return "", false, fmt.Errorf("retry %q: wait for its acknowledgement: %w", item, ctx.Err())
+		}
+		m.mu.Lock()
+	}
 	if !m.leader {
 		m.mu.Unlock()
 		return "", false, itemapi.NewStatus(itemapi.ReasonUnavailable, "this manager is a standby replica; ask the leader")
+	}
+	if _, busy := m.resetting[item]; busy {
+		m.mu.Unlock()
+		return item, false, nil // being queued again already
 	}
 	j := m.jobs[item]
 	mark := m.cancelled[item]
@@ -114,11 +133,20 @@ func (m *Manager) Retry(ctx context.Context, item string) (newName string, done 
 	}
 	acked := (j != nil && j.Acked != "") || (mark != nil && mark.acked)
 	holds := present && (!acked || m.noAck)
+	// Until its old job is dropped, nothing else queues it (the redriven
+	// item's ADDED event, a listing).
+	m.resetting[item] = struct{}{}
 	m.mu.Unlock()
+	unmark := func() {
+		m.mu.Lock()
+		delete(m.resetting, item)
+		m.mu.Unlock()
+	}
 
 	if !holds {
 		it, err := m.src.Redrive(ctx, item)
 		if err != nil {
+			unmark()
 			if itemapi.IsMethodNotAllowed(err) {
 				return "", false, itemapi.NewStatus(itemapi.ReasonMethodNotAllowed,
 					"the source cannot put dead-lettered items back (it answered 405 to POST /v1/redrive): move %q back into the queue by hand", item)
@@ -138,6 +166,7 @@ func (m *Manager) Retry(ctx context.Context, item string) (newName string, done 
 	}
 	now := time.Now()
 	m.mu.Lock()
+	delete(m.resetting, item)
 	if j := m.jobs[item]; j != nil && j.Phase.Finished() {
 		m.deleteJobLocked(item)
 	}

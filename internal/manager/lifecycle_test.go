@@ -16,6 +16,7 @@ import (
 	"github.com/itemq/itemq/internal/manager"
 	"github.com/itemq/itemq/internal/manager/idempotency"
 	"github.com/itemq/itemq/internal/manager/statusapi"
+	"github.com/itemq/itemq/internal/runner"
 	"github.com/itemq/itemq/internal/runner/local"
 	"github.com/itemq/itemq/internal/source"
 	"github.com/itemq/itemq/internal/source/memsource"
@@ -469,4 +470,132 @@ func TestCancelWithAnOlderAmbassador(t *testing.T) {
 	}
 	waitOutcomes(t, mem, []string{"x"}, itemapi.Failed)
 	waitState(t, m, "x", itemapi.StateCancelled)
+}
+
+// A retried item comes back through the source's watch while the retry
+// drops its old job: it runs once more, not twice (the ADDED event of the
+// redriven item queued it a second time; TestBulkRedrive caught it on a
+// loaded machine as a third run or an item never acknowledged).
+func TestRetriedItemRunsOnce(t *testing.T) {
+	mem := memsource.New()
+	put(t, mem, "r")
+	l := newScripted(func(_ string, run int) int {
+		if run == 1 {
+			return 2
+		}
+		return 0
+	})
+	r, err := local.New(local.Config{Queue: "test", StateDir: t.TempDir(), MaxAttempts: 1}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m *manager.Manager
+	// The source answers the redrive only once a second run has finished
+	// (or 1 s has passed), and the second run's acknowledgement only once a
+	// third run has begun (or 1 s has passed): the interleaving that ran it
+	// three times.
+	src := &slowRedrive{InProcess: &manager.InProcess{Src: source.New(mem)},
+		afterRedrive: func() {
+			until(time.Second, func() bool { st, _ := m.Status("r"); return l.count("r") >= 2 && st.State == itemapi.StateSucceeded })
+		},
+		beforeAck: func(o itemapi.Outcome) {
+			if o == itemapi.Succeeded {
+				until(time.Second, func() bool { return l.count("r") >= 3 })
+			}
+		}}
+	m = manager.New(manager.Config{Queue: "test", MaxActive: 2}, src, r)
+	runManager(t, m)
+	waitState(t, m, "r", itemapi.StateDead)
+	if _, done, err := m.Retry(context.Background(), "r"); err != nil || !done {
+		t.Fatalf("Retry: done %v, err %v", done, err)
+	}
+	waitOutcomes(t, mem, []string{"r"}, itemapi.Succeeded)
+	waitState(t, m, "r", itemapi.StateSucceeded)
+	if n := l.count("r"); n != 2 {
+		t.Fatalf("r ran %d times, want 2 (once dead, once retried)", n)
+	}
+}
+
+// A retry asked while the failed job's acknowledgement is being made
+// waits for it: it does not start the item again under a record that the
+// late acknowledgement then marks dead (its success was never
+// acknowledged).
+func TestRetryWhileTheAckIsMade(t *testing.T) {
+	mem := memsource.New()
+	put(t, mem, "a")
+	second := make(chan struct{})
+	l := newScripted(func(_ string, run int) int {
+		if run == 1 {
+			return 2
+		}
+		<-second
+		return 0
+	})
+	lr, err := local.New(local.Config{Queue: "test", StateDir: t.TempDir(), MaxAttempts: 1}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &slowMarkAcked{Runner: lr, entered: make(chan struct{}), release: make(chan struct{})}
+	m := manager.New(manager.Config{Queue: "test", MaxActive: 2}, &manager.InProcess{Src: source.New(mem)}, r)
+	runManager(t, m)
+	<-r.entered // the source holds it as failed; the manager has not recorded that yet
+	retried := make(chan error, 1)
+	go func() {
+		_, done, err := m.Retry(context.Background(), "a")
+		if err == nil && !done {
+			err = errors.New("nothing retried")
+		}
+		retried <- err
+	}()
+	// Without the wait, the retry starts the second run now.
+	until(500*time.Millisecond, func() bool { return l.count("a") >= 2 })
+	close(r.release)
+	if err := <-retried; err != nil {
+		t.Fatalf("Retry: %v", err)
+	}
+	close(second)
+	waitOutcomes(t, mem, []string{"a"}, itemapi.Succeeded)
+	waitState(t, m, "a", itemapi.StateSucceeded)
+}
+
+// until polls cond every 5 ms for at most d.
+func until(d time.Duration, cond func() bool) {
+	for end := time.Now().Add(d); !cond() && time.Now().Before(end); {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// slowRedrive is a source whose redrive and acknowledgements wait for the
+// test.
+type slowRedrive struct {
+	*manager.InProcess
+	afterRedrive func()
+	beforeAck    func(itemapi.Outcome)
+}
+
+func (s *slowRedrive) Redrive(ctx context.Context, name string) (*itemapi.Item, error) {
+	it, err := s.InProcess.Redrive(ctx, name)
+	s.afterRedrive()
+	return it, err
+}
+
+func (s *slowRedrive) Ack(ctx context.Context, name string, o itemapi.Outcome) error {
+	s.beforeAck(o)
+	return s.InProcess.Ack(ctx, name, o)
+}
+
+// slowMarkAcked is a runner whose first MarkAcked waits for release.
+type slowMarkAcked struct {
+	runner.Runner
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *slowMarkAcked) MarkAcked(ctx context.Context, item string, o itemapi.Outcome) error {
+	s.once.Do(func() {
+		close(s.entered)
+		<-s.release
+	})
+	return s.Runner.MarkAcked(ctx, item, o)
 }

@@ -96,6 +96,12 @@ type Manager struct {
 	// starting: items a dispatch worker took from the backlog and is
 	// starting; a listing meanwhile does not put them back in it.
 	starting map[string]struct{}
+	// resetting: items whose finished job a retry or a forget is dropping
+	// so that they run again; only that one caller queues them.
+	resetting map[string]struct{}
+	// acking: items whose acknowledgement is being made → closed when it
+	// is done (a retry waits for it: it decides on the outcome recorded).
+	acking map[string]chan struct{}
 	// unclassified: waiting items the classify workers are reading
 	// (fair.go), since when the set was last empty.
 	unclassified      map[string]struct{}
@@ -174,14 +180,16 @@ func New(cfg Config, src Source, r runner.Runner) *Manager {
 		cfg: cfg, src: src, runner: r, log: cfg.Log, limiter: lim,
 		scaler: &Scaler{Min: cfg.MinActive, Max: cfg.MaxActive, Rho: cfg.TargetUtilization,
 			DrainTime: cfg.DrainTime, ScaleDownDelay: cfg.ScaleDownDelay},
-		present:  map[string]time.Time{},
-		docs:     map[string]*itemapi.Item{},
-		jobs:     map[string]*runner.Job{},
-		gone:     map[string]time.Time{},
-		ackedAt:  map[string]time.Time{},
-		backs:    map[string]int{},
-		queued:   map[string]struct{}{},
-		starting: map[string]struct{}{},
+		present:   map[string]time.Time{},
+		docs:      map[string]*itemapi.Item{},
+		jobs:      map[string]*runner.Job{},
+		gone:      map[string]time.Time{},
+		ackedAt:   map[string]time.Time{},
+		backs:     map[string]int{},
+		queued:    map[string]struct{}{},
+		starting:  map[string]struct{}{},
+		resetting: map[string]struct{}{},
+		acking:    map[string]chan struct{}{},
 
 		unclassified: map[string]struct{}{},
 		cancelled:    map[string]*cancelMark{},
@@ -381,6 +389,10 @@ func (m *Manager) itemAddedLocked(name string, now time.Time) (forget string) {
 		}
 		m.enqueueLocked(name)
 	case j.Phase.Finished():
+		if _, busy := m.resetting[name]; busy {
+			delete(m.gone, name)
+			return "" // a retry drops the old job and queues it
+		}
 		if _, left := m.gone[name]; left {
 			delete(m.gone, name)
 			if j.Acked == "" && !m.noAck {
@@ -483,14 +495,23 @@ func (m *Manager) forget(ctx context.Context, item string) {
 		m.mu.Unlock()
 		return
 	}
+	if _, busy := m.resetting[item]; busy {
+		m.mu.Unlock()
+		return // a retry is dropping it already
+	}
+	m.resetting[item] = struct{}{}
 	m.mu.Unlock()
 	if err := m.runner.Forget(ctx, item); err != nil {
 		if ctx.Err() == nil {
 			m.log.Warn("cannot drop the old job of an item that came back; it will not run again", "item", item, "err", err)
 		}
+		m.mu.Lock()
+		delete(m.resetting, item)
+		m.mu.Unlock()
 		return
 	}
 	m.mu.Lock()
+	delete(m.resetting, item)
 	if j := m.jobs[item]; j != nil && j.Phase.Finished() {
 		m.deleteJobLocked(item)
 	}
@@ -989,6 +1010,16 @@ func (m *Manager) ack(ctx context.Context, item string) bool {
 	m.mu.Lock()
 	j := m.jobs[item]
 	mark := m.cancelled[item]
+	if (j == nil && mark != nil && !mark.acked && !m.noAck) || (j != nil && j.Phase.Finished() && j.Acked == "" && !m.noAck) {
+		done := make(chan struct{})
+		m.acking[item] = done
+		defer func() {
+			m.mu.Lock()
+			delete(m.acking, item)
+			m.mu.Unlock()
+			close(done)
+		}()
+	}
 	if j == nil && mark != nil && !mark.acked && !m.noAck {
 		m.mu.Unlock()
 		return m.ackCancelled(ctx, item)
@@ -997,6 +1028,7 @@ func (m *Manager) ack(ctx context.Context, item string) bool {
 		m.mu.Unlock()
 		return true
 	}
+	name, created := j.Name, j.CreatedAt
 	outcome := itemapi.Succeeded
 	switch {
 	case j.Cancelled:
@@ -1037,14 +1069,14 @@ func (m *Manager) ack(ctx context.Context, item string) bool {
 		m.log.Warn("cannot record the acknowledgement", "item", item, "err", err)
 	}
 	m.mu.Lock()
-	if j := m.jobs[item]; j != nil {
+	if j := m.jobs[item]; j != nil && j.Name == name && j.CreatedAt.Equal(created) {
 		j.Acked = outcome
+		if outcome == itemapi.Failed {
+			m.emitLocked(EventDead, j)
+		}
 	}
 	m.ackedAt[item] = time.Now()
 	m.changedLocked()
-	if j := m.jobs[item]; j != nil && outcome == itemapi.Failed {
-		m.emitLocked(EventDead, j)
-	}
 	m.mu.Unlock()
 	if outcome == itemapi.Failed {
 		m.met.dead.Inc()
