@@ -42,7 +42,7 @@ func TestPollingSourceIsPolledAtItsInterval(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		item := fmt.Sprintf("wave%d", wave)
 		put(t, mem, item)
-		testutil.Eventually(t, 3*time.Second, item+" seen by polling", func() error {
+		testutil.Eventually(t, 10*time.Second, item+" seen by polling", func() error {
 			if st, ok := m.Status(item); !ok || st.State != itemapi.StateSucceeded {
 				return fmt.Errorf("%s: %+v", item, st)
 			}
