@@ -140,6 +140,7 @@ func (m *Manager) Retry(ctx context.Context, item string) (newName string, done 
 	unmark := func() {
 		m.mu.Lock()
 		delete(m.resetting, item)
+		m.queueAckLocked(item) // an acknowledgement skipped meanwhile, if any
 		m.mu.Unlock()
 	}
 

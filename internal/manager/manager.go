@@ -1008,6 +1008,12 @@ func (m *Manager) ackLoop(ctx context.Context) error {
 // It returns false when it must be tried again.
 func (m *Manager) ack(ctx context.Context, item string) bool {
 	m.mu.Lock()
+	if _, busy := m.resetting[item]; busy {
+		// A retry is running it again: its old outcome is not to be told
+		// (the retry queues the acknowledgement again if it fails).
+		m.mu.Unlock()
+		return true
+	}
 	j := m.jobs[item]
 	mark := m.cancelled[item]
 	if (j == nil && mark != nil && !mark.acked && !m.noAck) || (j != nil && j.Phase.Finished() && j.Acked == "" && !m.noAck) {
