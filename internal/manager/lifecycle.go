@@ -170,6 +170,7 @@ func (m *Manager) Retry(ctx context.Context, item string) (newName string, done 
 	delete(m.resetting, item)
 	if j := m.jobs[item]; j != nil && j.Phase.Finished() {
 		m.deleteJobLocked(item)
+		m.resetAt[item] = now
 	}
 	delete(m.cancelled, item)
 	delete(m.gone, item)

@@ -99,6 +99,9 @@ type Manager struct {
 	// resetting: items whose finished job a retry or a forget is dropping
 	// so that they run again; only that one caller queues them.
 	resetting map[string]struct{}
+	// resetAt: when a retry or a forget dropped an item's job; a listing
+	// of the runner that began before then is stale for that item.
+	resetAt map[string]time.Time
 	// acking: items whose acknowledgement is being made → closed when it
 	// is done (a retry waits for it: it decides on the outcome recorded).
 	acking map[string]chan struct{}
@@ -189,6 +192,7 @@ func New(cfg Config, src Source, r runner.Runner) *Manager {
 		queued:    map[string]struct{}{},
 		starting:  map[string]struct{}{},
 		resetting: map[string]struct{}{},
+		resetAt:   map[string]time.Time{},
 		acking:    map[string]chan struct{}{},
 
 		unclassified: map[string]struct{}{},
@@ -514,6 +518,7 @@ func (m *Manager) forget(ctx context.Context, item string) {
 	delete(m.resetting, item)
 	if j := m.jobs[item]; j != nil && j.Phase.Finished() {
 		m.deleteJobLocked(item)
+		m.resetAt[item] = time.Now()
 	}
 	if _, ok := m.present[item]; ok && m.jobs[item] == nil {
 		m.log.Info("item is back after it was archived; running it again", "item", item)
@@ -648,7 +653,18 @@ func (m *Manager) resync(ctx context.Context) error {
 	seen := make(map[string]struct{}, len(jobs))
 	for i := range jobs {
 		seen[jobs[i].Item] = struct{}{}
+		if at, ok := m.resetAt[jobs[i].Item]; ok && !at.Before(jobsAt) {
+			// Its job was dropped after the listing began (a retry): the
+			// listing's job is the old one (its unacknowledged failure
+			// would be told to the source, dead-lettering the item again).
+			continue
+		}
 		m.updateJobLocked(jobs[i], true)
+	}
+	for name, at := range m.resetAt {
+		if at.Before(jobsAt) {
+			delete(m.resetAt, name) // no later listing can be older than it
+		}
 	}
 	for name, j := range m.jobs {
 		// A start recorded here before the runner was listed, yet missing

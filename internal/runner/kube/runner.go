@@ -385,6 +385,31 @@ func (r *Runner) jobOf(item string) *batchv1.Job {
 	return found
 }
 
+// apiJobOf reads the item's Job from the API server rather than the cache
+// (nil if it has none).
+func (r *Runner) apiJobOf(ctx context.Context, item string) (*batchv1.Job, error) {
+	for _, name := range JobNames(r.cfg.Queue, item) {
+		var j *batchv1.Job
+		err := r.retry(ctx, func(ctx context.Context) error {
+			var err error
+			j, err = r.client.BatchV1().Jobs(r.cfg.Namespace).Get(ctx, name, metav1.GetOptions{})
+			return err
+		})
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil, nil
+		case err != nil:
+			return nil, fmt.Errorf("get job %s: %w", name, err)
+		case itemOf(j) != item:
+			continue // another item's (a hash collision): the next name
+		case r.isForgotten(j.UID) || j.DeletionTimestamp != nil:
+			return nil, nil
+		}
+		return j, nil
+	}
+	return nil, nil
+}
+
 // cachedJob is the cached Job of that name (nil if none).
 func (r *Runner) cachedJob(name string) *batchv1.Job {
 	obj, ok, _ := r.informer.GetIndexer().GetByKey(r.cfg.Namespace + "/" + name)
@@ -550,6 +575,14 @@ func controllerRetryAt(j *batchv1.Job) time.Time {
 // A finished job is left alone.
 func (r *Runner) Cancel(ctx context.Context, item string) error {
 	j := r.jobOf(item)
+	if j == nil {
+		// A Job just created may not be in the cache yet (a job cancelled
+		// while it started): ask the API server.
+		var err error
+		if j, err = r.apiJobOf(ctx, item); err != nil {
+			return fmt.Errorf("cancel %q: %w", item, err)
+		}
+	}
 	if j == nil {
 		return fmt.Errorf("cancel %q: %w", item, runner.ErrNotFound)
 	}
