@@ -521,22 +521,7 @@ func TestRetriedItemRunsOnce(t *testing.T) {
 // late acknowledgement then marks dead (its success was never
 // acknowledged).
 func TestRetryWhileTheAckIsMade(t *testing.T) {
-	mem := memsource.New()
-	put(t, mem, "a")
-	second := make(chan struct{})
-	var once sync.Once
-	releaseSecond := func() { once.Do(func() { close(second) }) }
-	l := newScripted(func(_ string, run int) int {
-		if run == 1 {
-			return 2
-		}
-		<-second
-		return 0
-	})
-	lr, err := local.New(local.Config{Queue: "test", StateDir: t.TempDir(), MaxAttempts: 1}, l)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mem, l, lr, releaseSecond := failThenHold(t, "a")
 	r := &slowMarkAcked{Runner: lr, entered: make(chan struct{}), release: make(chan struct{})}
 	m := manager.New(manager.Config{Queue: "test", MaxActive: 2}, &manager.InProcess{Src: source.New(mem)}, r)
 	runManager(t, m)
@@ -610,22 +595,7 @@ func (s *slowMarkAcked) MarkAcked(ctx context.Context, item string, o itemapi.Ou
 // redriven item under its new run (found by TestIntegrationLifecycleChaos:
 // the job succeeded, the source held the item as failed).
 func TestStaleListingAfterRetry(t *testing.T) {
-	mem := memsource.New()
-	put(t, mem, "x")
-	second := make(chan struct{})
-	var once sync.Once
-	releaseSecond := func() { once.Do(func() { close(second) }) }
-	l := newScripted(func(_ string, run int) int {
-		if run == 1 {
-			return 2
-		}
-		<-second
-		return 0
-	})
-	lr, err := local.New(local.Config{Queue: "test", StateDir: t.TempDir(), MaxAttempts: 1}, l)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mem, l, lr, releaseSecond := failThenHold(t, "x")
 	r := &staleJobs{Runner: lr, taken: make(chan struct{}), release: make(chan struct{})}
 	m := manager.New(manager.Config{Queue: "test", MaxActive: 2, Resync: 100 * time.Millisecond}, &manager.InProcess{Src: source.New(mem)}, r)
 	runManager(t, m)
@@ -679,4 +649,27 @@ func (s *staleJobs) Jobs(ctx context.Context) ([]runner.Job, error) {
 	close(s.taken)
 	<-s.release
 	return jobs, err
+}
+
+// failThenHold is an item in a source whose first attempt fails (one
+// attempt allowed) and whose next ones wait until releaseSecond.
+func failThenHold(t *testing.T, item string) (mem *memsource.Driver, l *scripted, lr *local.Runner, releaseSecond func()) {
+	t.Helper()
+	mem = memsource.New()
+	put(t, mem, item)
+	second := make(chan struct{})
+	var once sync.Once
+	releaseSecond = func() { once.Do(func() { close(second) }) }
+	l = newScripted(func(_ string, run int) int {
+		if run == 1 {
+			return 2
+		}
+		<-second
+		return 0
+	})
+	lr, err := local.New(local.Config{Queue: "test", StateDir: t.TempDir(), MaxAttempts: 1}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mem, l, lr, releaseSecond
 }
