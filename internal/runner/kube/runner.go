@@ -481,6 +481,11 @@ func jobState(j *batchv1.Job) (runner.Job, bool) {
 		Acked:     itemapi.Outcome(j.Annotations[AnnotationAcked]),
 		Attempts:  int(j.Status.Failed + j.Status.Succeeded + j.Status.Active),
 	}
+	if u := j.Status.UncountedTerminatedPods; u != nil {
+		// Ended pods the Job controller has not added to its counts yet
+		// (a Job is marked failed before its last pod is counted).
+		st.Attempts += len(u.Failed) + len(u.Succeeded)
+	}
 	if j.Status.StartTime != nil {
 		st.StartedAt = j.Status.StartTime.Time
 	}

@@ -458,6 +458,14 @@ func TestJobState(t *testing.T) {
 				}
 				return nil
 			}},
+		{"failed, the last pod not counted yet", mk(batchv1.JobStatus{Failed: 1, UncountedTerminatedPods: &batchv1.UncountedTerminatedPods{Failed: []types.UID{"pod-2"}},
+			Conditions: cond(batchv1.JobFailureTarget, batchv1.JobReasonBackoffLimitExceeded, "")}, nil), runner.PhaseFailed,
+			func(j runner.Job) error {
+				if j.Attempts != 2 {
+					return fmt.Errorf("attempts %d, want 2: %+v", j.Attempts, j)
+				}
+				return nil
+			}},
 		{"deadline", mk(batchv1.JobStatus{Failed: 1, Conditions: cond(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded, "Job was active longer than specified deadline")}, nil), runner.PhaseFailed, nil},
 	}
 	for _, tc := range cases {
