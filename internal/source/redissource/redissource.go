@@ -833,7 +833,7 @@ func (d *Driver) notFound(name string) error {
 func (d *Driver) Ack(ctx context.Context, name string, outcome itemapi.Outcome) error {
 	it, ok := d.idx.Get(name)
 	if !ok {
-		return d.notFound(name)
+		return d.ackUnknown(ctx, name)
 	}
 	var done bool
 	var err error
@@ -874,6 +874,69 @@ func (d *Driver) Ack(ctx context.Context, name string, outcome itemapi.Outcome) 
 		d.log.Info("dead-lettered", "item", name, "dead_letter", d.DeadLetterKey(it.key))
 	}
 	return nil
+}
+
+// ackUnknown answers the acknowledgement of an item the driver does not
+// hold. A stream entry its group has not read yet (a redriven entry, whose
+// new name the redrive answered at once; one behind a full window), or that
+// this consumer has read and is still admitting, is held soon:
+// Unavailable, so that the caller tries again rather than
+// take it for gone (it would then run, or stay pending, beside a cancel
+// that was never carried out). Anything else is NotFound.
+func (d *Driver) ackUnknown(ctx context.Context, name string) error {
+	key, id := splitName(name)
+	if stream, ok := d.streams[key]; !ok || !stream || d.recovering.Load() > 0 {
+		return d.notFound(name)
+	}
+	// Read by this consumer, and not held: being admitted right now (the
+	// read has returned, the window does not have it yet).
+	pend, err := d.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: key, Group: d.cfg.Group, Start: id, End: id, Count: 1, Consumer: d.cfg.Consumer}).Result()
+	if err != nil {
+		return redisError(fmt.Errorf("XPENDING %s %s: %w", key, id, err))
+	}
+	if len(pend) == 1 {
+		if _, ok := d.idx.Get(name); !ok {
+			return source.Errorf(itemapi.ReasonUnavailable, "item %q is being read; try again", name)
+		}
+		return source.Errorf(itemapi.ReasonUnavailable, "item %q was read meanwhile; try again", name)
+	}
+	groups, err := d.rdb.XInfoGroups(ctx, key).Result()
+	if err != nil && strings.HasPrefix(err.Error(), "NOPERM") {
+		return d.notFound(name) // an ACL without XINFO: as before it was asked
+	}
+	if err != nil {
+		return redisError(fmt.Errorf("XINFO GROUPS %s: %w", key, err))
+	}
+	for _, g := range groups {
+		if g.Name != d.cfg.Group || !idAfter(id, g.LastDeliveredID) {
+			continue
+		}
+		ms, err := d.rdb.XRangeN(ctx, key, id, id, 1).Result()
+		if err != nil && strings.HasPrefix(err.Error(), "NOPERM") {
+			return d.notFound(name)
+		}
+		if err != nil {
+			return redisError(fmt.Errorf("XRANGE %s %s: %w", key, id, err))
+		}
+		if len(ms) == 1 {
+			return source.Errorf(itemapi.ReasonUnavailable, "item %q is not read yet (the group %s has read up to %s); try again", name, g.Name, g.LastDeliveredID)
+		}
+	}
+	return d.notFound(name)
+}
+
+// idAfter reports whether the stream entry id a comes after b ("ms-seq").
+func idAfter(a, b string) bool {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	ams, _ := strconv.ParseUint(am, 10, 64)
+	bms, _ := strconv.ParseUint(bm, 10, 64)
+	if ams != bms {
+		return ams > bms
+	}
+	aseq, _ := strconv.ParseUint(as, 10, 64)
+	bseq, _ := strconv.ParseUint(bs, 10, 64)
+	return aseq > bseq
 }
 
 // Ready checks that the server answers, the credentials are accepted, and
