@@ -178,6 +178,11 @@ func (m *Manager) Retry(ctx context.Context, item string) (newName string, done 
 	delete(m.backs, item)
 	if _, ok := m.present[newName]; !ok {
 		m.present[newName] = now
+		if newName != item {
+			// A name the source answered but has not listed yet (a stream
+			// source reads the redriven entry a moment later).
+			m.expected[newName] = now
+		}
 	}
 	if m.jobs[newName] == nil {
 		m.enqueueLocked(newName)

@@ -673,3 +673,64 @@ func failThenHold(t *testing.T, item string) (mem *memsource.Driver, l *scripted
 	}
 	return mem, l, lr, releaseSecond
 }
+
+// A redriven item under a new name that the source lists while the first
+// read of it still answers "not found" (a stream source reads the new entry
+// a moment after the redrive answered its name) runs: it is not dropped as
+// vanished (it stayed unknown to the manager, pending in the source, until
+// a full resync; found by TestLifecycleChaosRedisStream).
+func TestRedrivenUnderANewNameListedLate(t *testing.T) {
+	mem := memsource.New()
+	put(t, mem, "y")
+	l := newScripted(func(item string, _ int) int {
+		if item == "y" {
+			return 2
+		}
+		return 0
+	})
+	lr, err := local.New(local.Config{Queue: "test", StateDir: t.TempDir(), MaxAttempts: 1}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &renaming{InProcess: &manager.InProcess{Src: source.New(mem)}, mem: mem}
+	m := manager.New(manager.Config{Queue: "test", MaxActive: 2, Resync: time.Hour, RetryBase: 10 * time.Millisecond}, src, lr)
+	runManager(t, m)
+	waitState(t, m, "y", itemapi.StateDead)
+	newName, done, err := m.Retry(context.Background(), "y")
+	if err != nil || !done || newName != "y.again" {
+		t.Fatalf("Retry: %q %v %v", newName, done, err)
+	}
+	waitOutcomes(t, mem, []string{"y.again"}, itemapi.Succeeded)
+	if n := l.count("y.again"); n != 1 {
+		t.Fatalf("y.again ran %d times", n)
+	}
+}
+
+// renaming is a source whose redrive answers a new name (name+".again")
+// that it lists only during the first read of it, which answers NotFound.
+type renaming struct {
+	*manager.InProcess
+	mem  *memsource.Driver
+	once sync.Once
+}
+
+func (r *renaming) Redrive(ctx context.Context, name string) (*itemapi.Item, error) {
+	if _, err := r.InProcess.Redrive(ctx, name); err != nil {
+		return nil, err
+	}
+	r.mem.Remove(name)
+	return itemapi.NewItem(name+".again", []byte(`{}`)), nil
+}
+
+func (r *renaming) Get(ctx context.Context, name string) (*itemapi.Item, error) {
+	first := false
+	if strings.HasSuffix(name, ".again") {
+		r.once.Do(func() { first = true })
+	}
+	if !first {
+		return r.InProcess.Get(ctx, name)
+	}
+	_ = r.mem.Put(name, json.RawMessage(`{}`))
+	time.Sleep(300 * time.Millisecond) // its ADDED event is handled meanwhile
+	return nil, itemapi.NewStatus(itemapi.ReasonNotFound, "no item %q (read before it was there)", name)
+}

@@ -102,6 +102,10 @@ type Manager struct {
 	// resetAt: when a retry or a forget dropped an item's job; a listing
 	// of the runner that began before then is stale for that item.
 	resetAt map[string]time.Time
+	// expected: new names of redriven items, which the source answered
+	// but has not listed yet → since when; a start that finds such an item
+	// missing waits for it rather than drop it.
+	expected map[string]time.Time
 	// acking: items whose acknowledgement is being made → closed when it
 	// is done (a retry waits for it: it decides on the outcome recorded).
 	acking map[string]chan struct{}
@@ -193,6 +197,7 @@ func New(cfg Config, src Source, r runner.Runner) *Manager {
 		starting:  map[string]struct{}{},
 		resetting: map[string]struct{}{},
 		resetAt:   map[string]time.Time{},
+		expected:  map[string]time.Time{},
 		acking:    map[string]chan struct{}{},
 
 		unclassified: map[string]struct{}{},
@@ -381,7 +386,12 @@ func (m *Manager) onEvent(ctx context.Context, ev itemapi.WatchEvent) error {
 // itemAddedLocked records an item the source has. It returns an item whose
 // old finished job must be forgotten (the item came back after it left).
 func (m *Manager) itemAddedLocked(name string, now time.Time) (forget string) {
+	_, expected := m.expected[name]
+	delete(m.expected, name)
 	if _, ok := m.present[name]; ok {
+		if expected {
+			m.present[name] = now // listed from now on (a listing older than this is stale for it)
+		}
 		return ""
 	}
 	m.present[name] = now
@@ -419,6 +429,7 @@ func (m *Manager) itemDeletedLocked(name string, now time.Time) {
 		return
 	}
 	delete(m.present, name)
+	delete(m.expected, name)
 	delete(m.queued, name)
 	delete(m.docs, name)
 	if m.jobs[name] == nil {
@@ -484,6 +495,10 @@ func (m *Manager) stillListedLocked(name string, since time.Time) bool {
 	delete(m.ackedAt, name)
 	return true
 }
+
+// maxExpectedWait bounds the wait for a redriven item's new name to be
+// listed (another member of a consumer group may have taken it).
+const maxExpectedWait = 5 * time.Minute
 
 // maxBacks bounds how often an item listed after its acknowledgement runs again.
 const maxBacks = 3
@@ -823,13 +838,23 @@ func (m *Manager) dispatch(ctx context.Context, name string) {
 	m.mu.Unlock()
 	if it == nil {
 		gctx, cancel := context.WithTimeout(ctx, time.Minute)
+		getAt := time.Now()
 		var err error
 		it, err = m.src.Get(gctx, name)
 		cancel()
 		if err != nil {
 			if itemapi.IsNotFound(err) {
-				m.log.Debug("item vanished before its job started", "item", name)
 				m.mu.Lock()
+				since, waiting := m.expected[name]
+				listedAt, present := m.present[name]
+				if (waiting && time.Since(since) < maxExpectedWait) || (present && listedAt.After(getAt)) {
+					// Not listed yet, or listed while it was read: read again.
+					m.mu.Unlock()
+					m.log.Debug("redriven item not listed by the source yet; waiting for it", "item", name)
+					retry()
+					return
+				}
+				m.log.Debug("item vanished before its job started", "item", name)
 				m.itemDeletedLocked(name, time.Now())
 				m.mu.Unlock()
 				m.dispatchQ.Forget(name)
