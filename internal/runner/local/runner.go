@@ -541,14 +541,18 @@ func (r *Runner) emit(j runner.Job) {
 // the job is cancelled (cause ErrCancelled).
 func (r *Runner) runJob(ctx context.Context, it *itemapi.Item, doc []byte, resumed bool) {
 	defer r.wg.Done()
-	defer func() {
-		r.mu.Lock()
-		delete(r.cancels, it.Name)
-		r.mu.Unlock()
-	}()
 	r.mu.Lock()
 	j := r.jobs[it.Name]
 	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		// Once this job has finished, the manager may have dropped it and
+		// started the item's next job, whose cancel is not this one's.
+		if cur := r.jobs[it.Name]; cur == nil || cur == j {
+			delete(r.cancels, it.Name)
+		}
+		r.mu.Unlock()
+	}()
 	if j == nil {
 		r.log.Error("job record missing; not running it", "item", it.Name)
 		return
