@@ -65,7 +65,14 @@ func (m *Manager) Cancel(ctx context.Context, item string) (done bool, err error
 			st, _ := m.statusLocked(item)
 			m.cfg.OnFinish(EventCancelled, st, fmt.Sprintf("%s.%d.cancelled", runner.JobName(m.cfg.Queue, item), mark.at.UnixNano()))
 		}
-		m.queueAckLocked(item)
+		if _, starting := m.starting[item]; !starting {
+			m.queueAckLocked(item)
+		}
+		// else a dispatch worker is creating its job: it cancels the job
+		// once created (which then ends cancelled, or had already ended,
+		// and is acknowledged as it ended), or acknowledges the item as
+		// cancelled if the job was not created. Acknowledging it now would
+		// dead-letter an item whose job may run to success.
 		m.mu.Unlock()
 		m.met.cancelled.Inc()
 		m.log.Info("job cancelled before it started", "item", item)

@@ -734,3 +734,54 @@ func (r *renaming) Get(ctx context.Context, name string) (*itemapi.Item, error) 
 	time.Sleep(300 * time.Millisecond) // its ADDED event is handled meanwhile
 	return nil, itemapi.NewStatus(itemapi.ReasonNotFound, "no item %q (read before it was there)", name)
 }
+
+// A cancel while the dispatch worker creates the job does not tell the
+// source before the job exists: the job, cancelled once created, may have
+// ended already (here it succeeded at once), and the source must hear how
+// it ended — it dead-lettered an item whose job succeeded (found by
+// TestLifecycleChaos).
+func TestCancelWhileTheJobIsCreated(t *testing.T) {
+	mem := memsource.New()
+	put(t, mem, "z")
+	l := newScripted(func(string, int) int { return 0 })
+	lr, err := local.New(local.Config{Queue: "test", StateDir: t.TempDir(), MaxAttempts: 1}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &startGate{Runner: lr, entered: make(chan struct{}), release: make(chan struct{}), ran: func() bool { return l.count("z") >= 1 }}
+	m := manager.New(manager.Config{Queue: "test", MaxActive: 2}, &manager.InProcess{Src: source.New(mem)}, r)
+	runManager(t, m)
+	<-r.entered
+	if done, err := m.Cancel(context.Background(), "z"); err != nil || !done {
+		t.Fatalf("Cancel: %v %v", done, err)
+	}
+	time.Sleep(100 * time.Millisecond) // an acknowledgement of the cancel would be made now
+	close(r.release)
+	st := waitState(t, m, "z", itemapi.StateSucceeded)
+	waitOutcomes(t, mem, []string{"z"}, itemapi.Succeeded)
+	t.Logf("the job ended %s; the source was told %s", st.State, itemapi.Succeeded)
+}
+
+// startGate is a runner whose first Start waits for release, and returns
+// only once the job has run.
+type startGate struct {
+	runner.Runner
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+	ran     func() bool
+}
+
+func (s *startGate) Start(ctx context.Context, it *itemapi.Item) error {
+	first := false
+	s.once.Do(func() { first = true })
+	if !first {
+		return s.Runner.Start(ctx, it)
+	}
+	close(s.entered)
+	<-s.release
+	err := s.Runner.Start(ctx, it)
+	until(5*time.Second, s.ran)
+	time.Sleep(50 * time.Millisecond) // its end reported
+	return err
+}

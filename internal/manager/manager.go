@@ -800,6 +800,9 @@ func (m *Manager) dispatchLoop(ctx context.Context) error {
 			m.dispatch(ctx, name)
 			m.mu.Lock()
 			delete(m.starting, name)
+			if mark := m.cancelled[name]; mark != nil && !mark.acked && m.jobs[name] == nil {
+				m.queueAckLocked(name) // cancelled while it started, and not started
+			}
 			if j := m.jobs[name]; j == nil || !j.Active() {
 				m.releaseLocked(name) // not started: no hold on its key's cap
 			}
@@ -1057,6 +1060,12 @@ func (m *Manager) ack(ctx context.Context, item string) bool {
 	}
 	j := m.jobs[item]
 	mark := m.cancelled[item]
+	if _, starting := m.starting[item]; starting && j == nil {
+		// Its job is being created: the dispatch worker acknowledges it if
+		// it ends up without one (a cancel meanwhile).
+		m.mu.Unlock()
+		return true
+	}
 	if (j == nil && mark != nil && !mark.acked && !m.noAck) || (j != nil && j.Phase.Finished() && j.Acked == "" && !m.noAck) {
 		done := make(chan struct{})
 		m.acking[item] = done
