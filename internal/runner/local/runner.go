@@ -584,11 +584,12 @@ func (r *Runner) runJob(ctx context.Context, it *itemapi.Item, doc []byte, resum
 		msg  string
 	)
 	for {
-		if cancelled() {
-			r.finish(it.Name, code, dur, msg, true, jl)
-			return
-		}
+		// One look at ctx: a cancel between two looks (cancelled, then
+		// ended) was taken for a shutdown, and the job stayed running.
 		if ctx.Err() != nil {
+			if cancelled() {
+				r.finish(it.Name, code, dur, msg, true, jl)
+			}
 			return
 		}
 		rec := r.update(it.Name, func(j *runner.Job) {
@@ -606,11 +607,11 @@ func (r *Runner) runJob(ctx context.Context, it *itemapi.Item, doc []byte, resum
 		var err error
 		code, dur, err = r.attempt(ctx, it, doc, name, n, jl, resumed)
 		resumed = false
-		if cancelled() {
-			r.finish(it.Name, code, dur, msg, true, jl)
-			return
-		}
 		if ctx.Err() != nil {
+			if cancelled() {
+				r.finish(it.Name, code, dur, msg, true, jl)
+				return
+			}
 			// The manager is stopping: the attempt's result does not count;
 			// the record stays Running and the job resumes after a restart.
 			log.Info("attempt interrupted by shutdown", "attempt", n)
