@@ -8,7 +8,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,8 +21,11 @@ import (
 	"github.com/itemq/itemq/internal/source"
 	"github.com/itemq/itemq/internal/source/dirsource"
 	"github.com/itemq/itemq/internal/source/memsource"
+	"github.com/itemq/itemq/internal/source/redissource"
 	"github.com/itemq/itemq/internal/testutil"
+	"github.com/itemq/itemq/internal/testutil/redisserver"
 	"github.com/itemq/itemq/itemapi"
+	"github.com/redis/go-redis/v9"
 )
 
 // Cancels and retries, one at a time and in bulk, thrown at random items
@@ -110,25 +115,54 @@ func stormLifecycle(t *testing.T, items []string, src manager.Source, outcome fu
 	t.Helper()
 	l := &chaosLauncher{running: map[string]int{}}
 	l.setFailing(true)
-	r, err := local.New(local.Config{Queue: "test", StateDir: t.TempDir(), MaxAttempts: 2, BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}, l)
+	log := slog.New(slog.DiscardHandler)
+	if p := os.Getenv("ITEMQ_LIFECYCLE_CHAOS_LOG"); p != "" { // a file for the manager's and the runner's debug log
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		log = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	r, err := local.New(local.Config{Queue: "test", StateDir: t.TempDir(), MaxAttempts: 2, BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, Log: log}, l)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := manager.New(manager.Config{Queue: "test", MinActive: 8, MaxActive: 8, Resync: time.Hour, Log: slog.New(slog.DiscardHandler)}, src, r)
+	m := manager.New(manager.Config{Queue: "test", MinActive: 8, MaxActive: 8, Resync: time.Hour, Log: log}, src, r)
 	runManager(t, m)
 	ctx := context.Background()
+	// A redrive may give an item a new name (a Kafka or Redis source
+	// appends it anew): current follows each item to its latest name.
+	current := slices.Clone(items)
+	renamed := func(from, to string) {
+		if to == "" || to == from {
+			return
+		}
+		for i, n := range current {
+			if n == from {
+				current[i] = to
+			}
+		}
+	}
+	retryAll := func(sel itemapi.JobSelector) {
+		for _, ai := range m.RetryJobs(ctx, sel).Items {
+			renamed(ai.Item, ai.NewItem)
+		}
+	}
 	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
 	storm := time.Now().Add(3 * time.Second)
 	actions := 0
 	for time.Now().Before(storm) {
-		it := items[rng.IntN(len(items))]
+		it := current[rng.IntN(len(current))]
 		switch r := rng.IntN(20); {
 		case r < 9:
 			_, _ = m.Cancel(ctx, it)
 		case r < 18:
-			_, _, _ = m.Retry(ctx, it)
+			if n, done, _ := m.Retry(ctx, it); done {
+				renamed(it, n)
+			}
 		case r == 18:
-			m.RetryJobs(ctx, itemapi.JobSelector{State: itemapi.StateDead, Prefix: it[:3]})
+			retryAll(itemapi.JobSelector{State: itemapi.StateDead, Prefix: it[:3]})
 		default:
 			m.CancelJobs(ctx, itemapi.JobSelector{Prefix: it[:3]})
 		}
@@ -141,13 +175,13 @@ func stormLifecycle(t *testing.T, items []string, src manager.Source, outcome fu
 	// Retry what did not succeed until everything has.
 	testutil.Eventually(t, 60*time.Second, "every item succeeded", func() error {
 		for _, st := range []itemapi.State{itemapi.StateDead, itemapi.StateCancelled, itemapi.StateFailed} {
-			m.RetryJobs(ctx, itemapi.JobSelector{State: st})
+			retryAll(itemapi.JobSelector{State: st})
 		}
-		for _, it := range items {
+		for _, it := range current {
 			st, _ := m.Status(it)
 			o, acked := outcome(it)
 			if st.State != itemapi.StateSucceeded || !acked || o != itemapi.Succeeded {
-				return fmt.Errorf("%s: state %q, source outcome %q (acked %v)", it, st.State, o, acked)
+				return fmt.Errorf("%s: state %q, source outcome %q (acked %v); job %+v", it, st.State, o, acked, st)
 			}
 		}
 		return nil
@@ -206,4 +240,51 @@ func (c *chaosLauncher) Launch(ctx context.Context, a *local.Attempt) (int, erro
 		return 2, nil
 	}
 	return 0, nil
+}
+
+// The same storm with a Redis stream (a real redis-server): a redrive
+// appends the dead-lettered entry anew, under a new name.
+func TestLifecycleChaosRedisStream(t *testing.T) {
+	srv := redisserver.Start(t, redisserver.Options{})
+	c := srv.Client(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n := chaosSize(t)
+	pipe := c.Pipeline()
+	cmds := make([]*redis.StringCmd, n)
+	for i := range cmds {
+		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: "chaos", Values: []string{"n", strconv.Itoa(i)}})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatalf("XADD: %v", err)
+	}
+	items := make([]string, n)
+	for i, cmd := range cmds {
+		items[i] = "chaos/" + cmd.Val()
+	}
+	src, err := redissource.Open(ctx, []string{"REDIS_ADDRS=" + srv.Addr, "REDIS_STREAMS=chaos", "REDIS_CONSUMER=chaos", "REDIS_BLOCK=200ms"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.Close() })
+	outcome := func(name string) (itemapi.Outcome, bool) {
+		id := strings.TrimPrefix(name, "chaos/")
+		p, err := c.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: "chaos", Group: "itemq", Start: id, End: id, Count: 1}).Result()
+		if err != nil || len(p) > 0 {
+			return "", false // still pending: not acknowledged
+		}
+		return itemapi.Succeeded, true // the manager ran it, and it is acknowledged (a failure would be in chaos:dead)
+	}
+	remaining := func() int {
+		gs, err := c.XInfoGroups(ctx, "chaos").Result()
+		if err != nil || len(gs) != 1 {
+			t.Fatalf("groups %v: %v", gs, err)
+		}
+		dead, err := c.XLen(ctx, "chaos:dead").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(gs[0].Pending + dead)
+	}
+	stormLifecycle(t, items, &manager.InProcess{Src: src}, outcome, remaining)
 }
