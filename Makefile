@@ -59,7 +59,7 @@ redis-e2e: test-deps ## the Redis ambassador's full run: 10,000 stream entries t
 
 chaos: test-deps ## the chaos runs in full: 2,000 items each with the dir and the Kafka source and on the Kubernetes runner, with random SIGKILLs, and 2,000 under a storm of cancels and retries (make test runs 200, 200, 60 and 150)
 	set -a; source $(TESTENV); set +a; \
-	  ITEMQ_CHAOS_ITEMS=2000 ITEMQ_LIFECYCLE_CHAOS_ITEMS=2000 $(GO) test -count=1 -v -timeout 90m -run 'TestChaos|TestIntegrationChaos|TestLifecycleChaos' ./manager ./ambassadors/kafka ./internal/runner/kube ./internal/manager
+	  ITEMQ_CHAOS_ITEMS=2000 $(GO) test -count=1 -v -timeout 90m -run 'TestChaos|TestIntegrationChaos|TestLifecycleChaos' ./manager ./ambassadors/kafka ./internal/runner/kube ./internal/manager
 
 sim: ## the scaling simulator in full: every workload through itemq's scaler and the queue-length controllers; writes docs/scaling/ (results.md and plots)
 	$(GO) run ./hack/sim -size 1 -seeds 3 -out docs/scaling

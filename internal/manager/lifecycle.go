@@ -175,10 +175,7 @@ func (m *Manager) Retry(ctx context.Context, item string) (newName string, done 
 	now := time.Now()
 	m.mu.Lock()
 	delete(m.resetting, item)
-	if j := m.jobs[item]; j != nil && j.Phase.Finished() {
-		m.deleteJobLocked(item)
-		m.resetAt[item] = now
-	}
+	m.dropFinishedLocked(item, now)
 	delete(m.cancelled, item)
 	delete(m.gone, item)
 	delete(m.ackedAt, item)

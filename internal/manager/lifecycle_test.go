@@ -748,10 +748,14 @@ func TestCancelWhileTheJobIsCreated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &startGate{Runner: lr, entered: make(chan struct{}), release: make(chan struct{}), ran: func() bool { return l.count("z") >= 1 }}
+	// Start returns only once the job has run and its end was reported.
+	r := &slowStart{Runner: lr, started: make(chan string, 1), release: make(chan struct{}), after: func() {
+		until(5*time.Second, func() bool { return l.count("z") >= 1 })
+		time.Sleep(50 * time.Millisecond)
+	}}
 	m := manager.New(manager.Config{Queue: "test", MaxActive: 2}, &manager.InProcess{Src: source.New(mem)}, r)
 	runManager(t, m)
-	<-r.entered
+	<-r.started
 	if done, err := m.Cancel(context.Background(), "z"); err != nil || !done {
 		t.Fatalf("Cancel: %v %v", done, err)
 	}
@@ -760,28 +764,4 @@ func TestCancelWhileTheJobIsCreated(t *testing.T) {
 	st := waitState(t, m, "z", itemapi.StateSucceeded)
 	waitOutcomes(t, mem, []string{"z"}, itemapi.Succeeded)
 	t.Logf("the job ended %s; the source was told %s", st.State, itemapi.Succeeded)
-}
-
-// startGate is a runner whose first Start waits for release, and returns
-// only once the job has run.
-type startGate struct {
-	runner.Runner
-	once    sync.Once
-	entered chan struct{}
-	release chan struct{}
-	ran     func() bool
-}
-
-func (s *startGate) Start(ctx context.Context, it *itemapi.Item) error {
-	first := false
-	s.once.Do(func() { first = true })
-	if !first {
-		return s.Runner.Start(ctx, it)
-	}
-	close(s.entered)
-	<-s.release
-	err := s.Runner.Start(ctx, it)
-	until(5*time.Second, s.ran)
-	time.Sleep(50 * time.Millisecond) // its end reported
-	return err
 }

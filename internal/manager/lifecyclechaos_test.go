@@ -34,10 +34,10 @@ import (
 // source has archived it as succeeded, the manager says so, and no item
 // ever ran two attempts at once. (The races between a retry, the source's
 // events and an acknowledgement that CI found one by one.)
-// ITEMQ_LIFECYCLE_CHAOS_ITEMS sets the size (default 150).
+// ITEMQ_CHAOS_ITEMS sets the size (default 150; make chaos: 2,000).
 func TestLifecycleChaos(t *testing.T) {
 	mem := memsource.New()
-	items := names("c", chaosSize(t))
+	items := names("c", testutil.ChaosItems(t, 150))
 	put(t, mem, items...)
 	stormLifecycle(t, items, &manager.InProcess{Src: source.New(mem)}, mem.Outcome, mem.Len)
 }
@@ -47,7 +47,7 @@ func TestLifecycleChaos(t *testing.T) {
 // to .done/ and .failed/ and back).
 func TestLifecycleChaosDirOverHTTP(t *testing.T) {
 	root := t.TempDir()
-	items := names("c", chaosSize(t))
+	items := names("c", testutil.ChaosItems(t, 150))
 	for _, it := range items {
 		if err := os.WriteFile(filepath.Join(root, it), []byte(it), 0o644); err != nil {
 			t.Fatal(err)
@@ -92,19 +92,6 @@ func TestLifecycleChaosDirOverHTTP(t *testing.T) {
 		return n
 	}
 	stormLifecycle(t, items, client, outcome, remaining)
-}
-
-// chaosSize is ITEMQ_LIFECYCLE_CHAOS_ITEMS, or 150.
-func chaosSize(t *testing.T) int {
-	s := os.Getenv("ITEMQ_LIFECYCLE_CHAOS_ITEMS")
-	if s == "" {
-		return 150
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		t.Fatalf("ITEMQ_LIFECYCLE_CHAOS_ITEMS=%q: want a positive number", s)
-	}
-	return n
 }
 
 // stormLifecycle runs the items of src through a manager with the local
@@ -249,7 +236,7 @@ func TestLifecycleChaosRedisStream(t *testing.T) {
 	c := srv.Client(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	n := chaosSize(t)
+	n := testutil.ChaosItems(t, 150)
 	pipe := c.Pipeline()
 	cmds := make([]*redis.StringCmd, n)
 	for i := range cmds {

@@ -531,10 +531,7 @@ func (m *Manager) forget(ctx context.Context, item string) {
 	}
 	m.mu.Lock()
 	delete(m.resetting, item)
-	if j := m.jobs[item]; j != nil && j.Phase.Finished() {
-		m.deleteJobLocked(item)
-		m.resetAt[item] = time.Now()
-	}
+	m.dropFinishedLocked(item, time.Now())
 	if _, ok := m.present[item]; ok && m.jobs[item] == nil {
 		m.log.Info("item is back after it was archived; running it again", "item", item)
 		m.enqueueLocked(item)
@@ -931,6 +928,16 @@ func (m *Manager) setJobLocked(j runner.Job) {
 	m.changedLocked()
 }
 
+// dropFinishedLocked drops an item's finished job so that it runs again
+// (a retry, an item back after it was archived), noting when: a runner
+// listing older than that must not bring the old job back (resync).
+func (m *Manager) dropFinishedLocked(item string, now time.Time) {
+	if j := m.jobs[item]; j != nil && j.Phase.Finished() {
+		m.deleteJobLocked(item)
+		m.resetAt[item] = now
+	}
+}
+
 func (m *Manager) deleteJobLocked(item string) {
 	if old := m.jobs[item]; old != nil {
 		if old.Active() {
@@ -1066,23 +1073,23 @@ func (m *Manager) ack(ctx context.Context, item string) bool {
 		m.mu.Unlock()
 		return true
 	}
-	if (j == nil && mark != nil && !mark.acked && !m.noAck) || (j != nil && j.Phase.Finished() && j.Acked == "" && !m.noAck) {
-		done := make(chan struct{})
-		m.acking[item] = done
-		defer func() {
-			m.mu.Lock()
-			delete(m.acking, item)
-			m.mu.Unlock()
-			close(done)
-		}()
+	cancelledBeforeStart := j == nil && mark != nil && !mark.acked && !m.noAck
+	finished := j != nil && j.Phase.Finished() && j.Acked == "" && !m.noAck
+	if !cancelledBeforeStart && !finished {
+		m.mu.Unlock()
+		return true // nothing to tell
 	}
-	if j == nil && mark != nil && !mark.acked && !m.noAck {
+	done := make(chan struct{})
+	m.acking[item] = done
+	defer func() {
+		m.mu.Lock()
+		delete(m.acking, item)
+		m.mu.Unlock()
+		close(done)
+	}()
+	if cancelledBeforeStart {
 		m.mu.Unlock()
 		return m.ackCancelled(ctx, item)
-	}
-	if j == nil || !j.Phase.Finished() || j.Acked != "" || m.noAck {
-		m.mu.Unlock()
-		return true
 	}
 	name, created := j.Name, j.CreatedAt
 	outcome := itemapi.Succeeded

@@ -92,17 +92,22 @@ func runManager(t *testing.T, m *manager.Manager) {
 }
 
 // slowStart holds every Start until release is closed, and says when one
-// is under way.
+// is under way; after, if set, runs before Start returns.
 type slowStart struct {
 	runner.Runner
 	started chan string
 	release chan struct{}
+	after   func()
 }
 
 func (s *slowStart) Start(ctx context.Context, it *itemapi.Item) error {
 	s.started <- it.Name
 	<-s.release
-	return s.Runner.Start(ctx, it)
+	err := s.Runner.Start(ctx, it)
+	if s.after != nil {
+		s.after()
+	}
+	return err
 }
 
 // A reconcile while a job is being started does not put its item back in
