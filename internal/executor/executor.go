@@ -26,6 +26,7 @@ import (
 
 	"github.com/itemq/itemq/internal/config"
 	"github.com/itemq/itemq/internal/logging"
+	"github.com/itemq/itemq/internal/runner/pool"
 	"github.com/itemq/itemq/internal/version"
 	"github.com/itemq/itemq/itemapi"
 )
@@ -162,6 +163,7 @@ func Main(ctx context.Context, binary string, args, environ []string, stdout, st
 	sigpipe := make(chan os.Signal, 1)
 	signal.Notify(sigpipe, syscall.SIGPIPE)
 	defer signal.Stop(sigpipe)
+	all := args
 	var stepArgs []string
 	for i, a := range args {
 		if a == "--" {
@@ -182,6 +184,9 @@ func Main(ctx context.Context, binary string, args, environ []string, stdout, st
 			fmt.Fprintf(stderr, "%s: unknown argument %q (configuration comes from the environment; a command goes after --)\n", binary, a)
 			return ExitPermanent
 		}
+	}
+	if url := config.Environ(environ)[pool.EnvURL]; url != "" {
+		return work(ctx, binary, url, all, environ, stderr)
 	}
 	var cfg Config
 	if err := config.Parse(&cfg, environ); err != nil {
@@ -285,4 +290,25 @@ func Permanentf(format string, args ...any) error {
 func IsPermanent(err error) bool {
 	var p *permanentError
 	return errors.As(err, &p)
+}
+
+// work is an executor as a worker of the pool (ITEMQ_POOL_URL is set): it
+// takes item after item from the manager and runs itself, the executor,
+// for each, without the pool's variables (docs/pool.md). SIGTERM (ctx)
+// stops it once the running item is done.
+func work(ctx context.Context, binary, url string, args, environ []string, stderr io.Writer) int {
+	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("executor", binary)
+	self, err := os.Executable()
+	if err != nil {
+		log.Error("cannot find this program to run it for each item", "error", err.Error())
+		return ExitPermanent
+	}
+	cfg := pool.WorkerConfigFromEnv(environ, append([]string{self}, args...))
+	cfg.Log = log
+	err = pool.Work(ctx, cfg)
+	if err != nil {
+		log.Error("pool worker failed", "error", err.Error())
+		return ExitPermanent
+	}
+	return ExitOK
 }

@@ -1218,6 +1218,9 @@ func (m *Manager) scale(now time.Time) {
 	}
 	m.mu.Unlock()
 	m.met.observe(obs)
+	if s, ok := m.runner.(runner.Sizer); ok {
+		s.SetParallelism(obs.C)
+	}
 	if obs.Changed {
 		m.log.Info("parallelism changed", "c", obs.C, "lambda", obs.Lambda, "S", obs.S, "backlog", backlog, "reason", obs.Reason)
 		m.signal()

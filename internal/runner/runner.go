@@ -310,3 +310,10 @@ func EnvStrings(env []EnvVar) []string {
 type LogPather interface {
 	LogPath(item string) string
 }
+
+// Sizer is a runner whose capacity follows the manager's parallelism c
+// (the pool: its workers). The manager calls SetParallelism with c on
+// every turn of its scale loop; it must not block.
+type Sizer interface {
+	SetParallelism(c int)
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/itemq/itemq/internal/inputallow"
 	"github.com/itemq/itemq/internal/manager"
 	"github.com/itemq/itemq/internal/runner"
+	"github.com/itemq/itemq/internal/runner/pool"
 	"github.com/itemq/itemq/itemapi"
 )
 
@@ -31,6 +32,13 @@ type Config struct {
 	Queue  string `env:"MANAGER_QUEUE" envDefault:"default"`
 	Source string `env:"MANAGER_SOURCE"`
 	Runner string `env:"MANAGER_RUNNER" envDefault:"local"`
+
+	// Execution: "jobs" (a process, container or Job per item) or "pool"
+	// (long-running workers take item after item; docs/pool.md).
+	Execution    string        `env:"MANAGER_EXECUTION" envDefault:"jobs"`
+	PoolToken    string        `env:"MANAGER_POOL_TOKEN"`
+	PoolURL      string        `env:"MANAGER_POOL_URL"`
+	PoolLeaseTTL time.Duration `env:"MANAGER_POOL_LEASE_TTL" envDefault:"15s"`
 
 	Command    string `env:"MANAGER_COMMAND"`
 	Steps      string `env:"MANAGER_STEPS"`
@@ -178,6 +186,18 @@ func (c *Config) validate(environ []string) error {
 		return fmt.Errorf("MANAGER_FAIR_WEIGHTS is set but MANAGER_FAIR_KEY is not: the weights are of that key's values")
 	case c.FairKeyCap > 0 && c.FairKey == "":
 		return fmt.Errorf("MANAGER_FAIR_KEY_CAP is set but MANAGER_FAIR_KEY is not: the cap is per value of that key")
+	case c.Execution != "jobs" && c.Execution != "pool":
+		return fmt.Errorf("MANAGER_EXECUTION=%q: want jobs (a process, container or Job per item) or pool (long-running workers; docs/pool.md)", c.Execution)
+	case c.Execution == "pool" && c.Runner != "local" && c.Runner != "kubernetes":
+		return fmt.Errorf("MANAGER_EXECUTION=pool works with MANAGER_RUNNER=local or kubernetes, not %s", c.Runner)
+	case c.Execution == "pool" && len(c.PoolToken) < pool.MinTokenLen:
+		return fmt.Errorf("MANAGER_EXECUTION=pool needs MANAGER_POOL_TOKEN, at least %d characters: the workers' bearer token (they are handed items and the executors' environment)", pool.MinTokenLen)
+	case c.Execution == "pool" && c.Runner == "kubernetes" && c.PoolURL == "":
+		return fmt.Errorf("MANAGER_EXECUTION=pool on Kubernetes needs MANAGER_POOL_URL: the manager's address as its worker pods reach it (e.g. http://itemq-manager.<namespace>.svc:8081)")
+	case c.Execution == "pool" && c.PoolURL != "" && !strings.HasPrefix(c.PoolURL, "http://") && !strings.HasPrefix(c.PoolURL, "https://"):
+		return fmt.Errorf("MANAGER_POOL_URL=%q: want an http:// or https:// URL", c.PoolURL)
+	case c.Execution == "pool" && c.PoolLeaseTTL < time.Second:
+		return fmt.Errorf("MANAGER_POOL_LEASE_TTL=%v: at least 1s", c.PoolLeaseTTL)
 	case c.DispatchWorkers < 1:
 		return fmt.Errorf("MANAGER_DISPATCH_WORKERS=%d: must be at least 1", c.DispatchWorkers)
 	case c.Token == "" && !c.AllowUnauthenticated && !loopbackAddr(c.Addr):
@@ -199,6 +219,11 @@ func (c *Config) validate(environ []string) error {
 		return err
 	}
 	c.steps = steps
+	if c.Execution == "pool" {
+		if err := pool.Validate(steps); err != nil {
+			return err
+		}
+	}
 	if c.weights, err = manager.ParseWeights(c.FairWeights); err != nil {
 		return fmt.Errorf("MANAGER_FAIR_WEIGHTS: %w", err)
 	}

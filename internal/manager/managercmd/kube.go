@@ -18,6 +18,8 @@ import (
 	"github.com/itemq/itemq/internal/manager"
 	"github.com/itemq/itemq/internal/runner"
 	"github.com/itemq/itemq/internal/runner/kube"
+	"github.com/itemq/itemq/internal/runner/local"
+	"github.com/itemq/itemq/internal/runner/pool"
 )
 
 // KubeConfig configures the kubernetes runner and leader election; see
@@ -78,18 +80,9 @@ func newKubeRunner(ctx context.Context, cfg *Config, environ []string, log *slog
 	if kc.LeaderElect && kc.LeaseDuration < 3*time.Second {
 		return nil, usageError{fmt.Errorf("MANAGER_LEASE_DURATION=%v: at least 3s", kc.LeaseDuration)}
 	}
-	// client-go logs through klog: into the manager's log, as JSON.
-	klog.SetSlogLogger(log.With("component", "client-go"))
-	rc, ns, err := kube.ClientConfig(config.Environ(environ)["KUBECONFIG"], kc.QPS, kc.Burst)
+	client, ns, host, err := kubeClient(cfg, environ, log)
 	if err != nil {
 		return nil, err
-	}
-	if kc.Namespace != "" {
-		ns = kc.Namespace
-	}
-	client, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	kr := &kubeRunner{client: client, namespace: ns}
 	rcfg := kube.Config{
@@ -104,7 +97,7 @@ func newKubeRunner(ctx context.Context, cfg *Config, environ []string, log *slog
 		return nil, usageError{err}
 	}
 	kr.Runner = r
-	log.Info("kubernetes runner", "namespace", ns, "server", rc.Host, "template", kc.JobTemplate, "ttl", kc.JobTTL,
+	log.Info("kubernetes runner", "namespace", ns, "server", host, "template", kc.JobTemplate, "ttl", kc.JobTTL,
 		"qps", kc.QPS, "burst", kc.Burst, "leaderElect", kc.LeaderElect)
 	return kr, nil
 }
@@ -152,4 +145,56 @@ func startLeaderElection(ctx context.Context, cfg *Config, runner runner.Runner,
 		}
 	}()
 	return lostc, func() { cancel(); <-done }, nil
+}
+
+// kubeClient is the Kubernetes client (KUBECONFIG, or in the cluster) and
+// the namespace (MANAGER_NAMESPACE, or the client configuration's).
+func kubeClient(cfg *Config, environ []string, log *slog.Logger) (kubernetes.Interface, string, string, error) {
+	kc := cfg.Kube
+	// client-go logs through klog: into the manager's log, as JSON.
+	klog.SetSlogLogger(log.With("component", "client-go"))
+	rc, ns, err := kube.ClientConfig(config.Environ(environ)["KUBECONFIG"], kc.QPS, kc.Burst)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if kc.Namespace != "" {
+		ns = kc.Namespace
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("kubernetes client: %w", err)
+	}
+	return client, ns, rc.Host, nil
+}
+
+// newKubePool is the pool on Kubernetes (MANAGER_EXECUTION=pool): the
+// record and attempts in MANAGER_STATE_DIR, the workers a Deployment built
+// from MANAGER_JOB_TEMPLATE (docs/pool.md).
+func newKubePool(cfg *Config, lcfg local.Config, environ []string, log *slog.Logger) (*pool.Runner, error) {
+	kc := cfg.Kube
+	if kc.JobTemplate == "" {
+		return nil, usageError{errors.New("the pool on Kubernetes needs MANAGER_JOB_TEMPLATE: a YAML file holding the executor's batch/v1 Job template, whose pod the workers run")}
+	}
+	if kc.LeaderElect {
+		return nil, usageError{errors.New("MANAGER_LEADER_ELECT=true does not work with MANAGER_EXECUTION=pool: the pool's record is in the manager's MANAGER_STATE_DIR, which a standby does not share")}
+	}
+	tmpl, err := kube.LoadTemplate(kc.JobTemplate)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("MANAGER_JOB_TEMPLATE: %w", err)}
+	}
+	client, ns, host, err := kubeClient(cfg, environ, log)
+	if err != nil {
+		return nil, err
+	}
+	var command []string
+	if len(cfg.steps) == 1 {
+		command = cfg.steps[0]
+	}
+	workers, err := kube.NewWorkers(client, kube.WorkersConfig{Queue: cfg.Queue, Namespace: ns, Template: tmpl, Command: command,
+		Env: cfg.jobEnv, URL: cfg.PoolURL, Token: cfg.PoolToken, Log: log})
+	if err != nil {
+		return nil, usageError{fmt.Errorf("MANAGER_JOB_TEMPLATE %s: %w", kc.JobTemplate, err)}
+	}
+	log.Info("pool on kubernetes", "namespace", ns, "server", host, "deployment", kube.DeploymentName(cfg.Queue), "url", cfg.PoolURL)
+	return newPool(cfg, lcfg, workers)
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/itemq/itemq/internal/bucket"
@@ -24,6 +25,7 @@ import (
 	"github.com/itemq/itemq/internal/manager/webhook"
 	"github.com/itemq/itemq/internal/runner"
 	"github.com/itemq/itemq/internal/runner/local"
+	"github.com/itemq/itemq/internal/runner/pool"
 	"github.com/itemq/itemq/internal/version"
 	"github.com/itemq/itemq/itemapi"
 )
@@ -98,6 +100,9 @@ func Run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return fmt.Errorf("listen on %s (MANAGER_ADDR): %w", cfg.Addr, err)
 	}
+	if procs, ok := poolProcesses(runner); ok && procs.URL == "" {
+		procs.URL = "http://" + dialable(ln.Addr().(*net.TCPAddr))
+	}
 	idem, err := idempotency.Open(cfg.StateDir, cfg.IdempotencyTTL, !cfg.StateFsync)
 	if err != nil {
 		return err
@@ -116,10 +121,18 @@ func Run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		defer func() { stopDash(); <-dashDone }()
 		ui = dash
 	}
-	srv := httpapi.NewServer(statusapi.NewAPI(m, statusapi.APIOptions{
+	var api http.Handler = statusapi.NewAPI(m, statusapi.APIOptions{
 		Token: cfg.Token, ReadToken: cfg.ReadToken, Idempotency: idem, MaxSubmitBytes: cfg.MaxSubmitBytes, Dashboard: ui, Log: log,
-	}), cfg.Server, log)
-	log.Info("listening", "addr", ln.Addr().String(), "version", version.Version, "runner", cfg.Runner, "source", cfg.Source)
+	})
+	if p, ok := runner.(interface{ Handler() http.Handler }); ok {
+		// The pool's workers lease their items here (docs/pool.md).
+		mux := http.NewServeMux()
+		mux.Handle(pool.PathPrefix, p.Handler())
+		mux.Handle("/", api)
+		api = mux
+	}
+	srv := httpapi.NewServer(api, cfg.Server, log)
+	log.Info("listening", "addr", ln.Addr().String(), "version", version.Version, "runner", cfg.Runner, "execution", cfg.Execution, "source", cfg.Source)
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 
@@ -162,6 +175,37 @@ func newWebhooks(cfg *Config, mcfg *manager.Config, log *slog.Logger) (*webhook.
 	return s, nil
 }
 
+// newPool makes the pool runner (MANAGER_EXECUTION=pool) over workers.
+func newPool(cfg *Config, lcfg local.Config, workers pool.Workers) (*pool.Runner, error) {
+	r, err := pool.New(pool.Config{Config: lcfg, Launcher: pool.LauncherConfig{
+		Env: cfg.jobEnv, Token: cfg.PoolToken, TTL: cfg.PoolLeaseTTL, Grace: cfg.Grace,
+	}}, workers)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return r, nil
+}
+
+// poolProcesses is the pool's worker processes, if the runner is a pool
+// on this machine.
+func poolProcesses(r runner.Runner) (*pool.Processes, bool) {
+	p, ok := r.(*pool.Runner)
+	if !ok {
+		return nil, false
+	}
+	procs, ok := p.Workers().(*pool.Processes)
+	return procs, ok
+}
+
+// dialable is a listener's address as a client on this machine dials it
+// (an unspecified address is the loopback).
+func dialable(a *net.TCPAddr) string {
+	if a.IP == nil || a.IP.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(a.Port))
+	}
+	return a.String()
+}
+
 // newRunner makes the runner MANAGER_RUNNER names.
 func newRunner(ctx context.Context, cfg *Config, environ []string, log *slog.Logger) (runner.Runner, error) {
 	switch cfg.Runner {
@@ -169,15 +213,28 @@ func newRunner(ctx context.Context, cfg *Config, environ []string, log *slog.Log
 		if len(cfg.steps) == 0 {
 			return nil, usageError{errors.New("the local runner needs MANAGER_COMMAND (the executor's argv, e.g. bin/itemq-thumbnail) or MANAGER_STEPS")}
 		}
-		return local.New(local.Config{
-			Queue: cfg.Queue, StateDir: cfg.StateDir, WorkDir: cfg.WorkDir, MaxAttempts: cfg.MaxAttempts,
-			BackoffBase: cfg.RetryBackoff, BackoffMax: cfg.RetryBackoffMax, JobTimeout: cfg.JobTimeout,
-			LogMaxBytes: cfg.LogMaxBytes, NoSync: !cfg.StateFsync, Grace: cfg.Grace, Log: log,
-		}, &local.ProcessLauncher{Steps: cfg.steps, Env: cfg.executorEnv(environ), Grace: cfg.Grace, Log: log})
+		lcfg := localConfig(cfg, log)
+		if cfg.Execution == "pool" {
+			return newPool(cfg, lcfg, &pool.Processes{Command: cfg.steps[0], Env: cfg.executorEnv(environ), URL: cfg.PoolURL, Token: cfg.PoolToken, Log: log})
+		}
+		return local.New(lcfg, &local.ProcessLauncher{Steps: cfg.steps, Env: cfg.executorEnv(environ), Grace: cfg.Grace, Log: log})
 	case "kubernetes":
+		if cfg.Execution == "pool" {
+			return newKubePool(cfg, localConfig(cfg, log), environ, log)
+		}
 		return newKubeRunner(ctx, cfg, environ, log)
 	case "podman", "docker":
 		return newContainerRunner(ctx, cfg, log)
 	}
 	return nil, usageError{fmt.Errorf("MANAGER_RUNNER=%q: want local, podman, docker or kubernetes", cfg.Runner)}
+}
+
+// localConfig is the local runner's settings (its record and attempts;
+// also the pool's).
+func localConfig(cfg *Config, log *slog.Logger) local.Config {
+	return local.Config{
+		Queue: cfg.Queue, StateDir: cfg.StateDir, WorkDir: cfg.WorkDir, MaxAttempts: cfg.MaxAttempts,
+		BackoffBase: cfg.RetryBackoff, BackoffMax: cfg.RetryBackoffMax, JobTimeout: cfg.JobTimeout,
+		LogMaxBytes: cfg.LogMaxBytes, NoSync: !cfg.StateFsync, Grace: cfg.Grace, Log: log,
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -34,6 +35,14 @@ type Launcher interface {
 	Launch(ctx context.Context, a *Attempt) (exitCode int, err error)
 }
 
+// AttemptLog is where an attempt's output goes: the executor's output
+// (Write) and the runner's own lines (Notef). *JobLog is one; the pool's
+// worker sends its lines to the manager.
+type AttemptLog interface {
+	io.Writer
+	Notef(format string, args ...any)
+}
+
 // Attempt is what a Launcher gets for one attempt.
 type Attempt struct {
 	Queue    string        // the queue's name
@@ -43,7 +52,7 @@ type Attempt struct {
 	Number   int           // 1 for the first attempt
 	WorkDir  string        // a private, empty directory, removed after the attempt
 	ItemFile string        // WorkDir/item.json, read-only
-	Log      *JobLog       // where the attempt's output goes
+	Log      AttemptLog    // where the attempt's output goes
 	// Resumed is true when the attempt continues a job that was running
 	// when the manager stopped (a container launcher may re-adopt it).
 	Resumed bool
@@ -75,6 +84,11 @@ type Config struct {
 	// JobNames gives an item's candidate job names (default
 	// runner.JobNames); tests force hash collisions with it.
 	JobNames func(queue, item string) []string
+	// PendingUntilRan: an attempt is PhasePending until the launcher calls
+	// Attempt.Ran, and its run time counts from then (the pool launcher:
+	// an attempt waits there for a worker to take it; the wait is not the
+	// item's run time, which is the scaler's S).
+	PendingUntilRan bool
 	Log      *slog.Logger
 }
 
@@ -594,11 +608,15 @@ func (r *Runner) runJob(ctx context.Context, it *itemapi.Item, doc []byte, resum
 		}
 		rec := r.update(it.Name, func(j *runner.Job) {
 			j.Attempts++
-			j.Phase = runner.PhaseRunning
 			j.RetryAt = time.Time{}
 			now := time.Now().UTC()
-			if j.StartedAt.IsZero() {
-				j.StartedAt = now
+			if r.cfg.PendingUntilRan {
+				j.Phase = runner.PhasePending
+			} else {
+				j.Phase = runner.PhaseRunning
+				if j.StartedAt.IsZero() {
+					j.StartedAt = now
+				}
 			}
 			j.AppendHistory(itemapi.Attempt{Number: j.Attempts, StartedAt: now})
 		})
@@ -663,6 +681,22 @@ func (r *Runner) endAttempt(item string, n, code int, reason string) {
 				if reason == "" {
 					a.Reason = "succeeded"
 				}
+				return
+			}
+		}
+	})
+}
+
+// running records that attempt n, queued by its launcher until now, runs.
+func (r *Runner) running(item string, n int, at time.Time) runner.Job {
+	return r.update(item, func(j *runner.Job) {
+		j.Phase = runner.PhaseRunning
+		if j.StartedAt.IsZero() {
+			j.StartedAt = at.UTC()
+		}
+		for i := len(j.History) - 1; i >= 0; i-- {
+			if j.History[i].Number == n {
+				j.History[i].StartedAt = at.UTC()
 				return
 			}
 		}
@@ -743,7 +777,13 @@ func (r *Runner) attempt(ctx context.Context, it *itemapi.Item, doc []byte, name
 	}
 	jl.Notef("attempt %d of %d started", n, r.cfg.MaxAttempts)
 	start := time.Now()
-	ran := func(where string) { r.setWhere(it.Name, n, where) }
+	ran := func(where string) {
+		r.setWhere(it.Name, n, where)
+		if r.cfg.PendingUntilRan {
+			start = time.Now()
+			r.emit(r.running(it.Name, n, start))
+		}
+	}
 	code, err := r.launcher.Launch(actx, &Attempt{Queue: r.cfg.Queue, Job: name, Item: it, ItemDoc: doc, Number: n, WorkDir: dir, ItemFile: itemFile, Log: jl, Resumed: resumed, Ran: ran})
 	dur := time.Since(start)
 	if err == nil && actx.Err() == context.DeadlineExceeded && ctx.Err() == nil {

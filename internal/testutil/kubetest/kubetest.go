@@ -1,7 +1,7 @@
 // Package kubetest runs a real Kubernetes control plane for integration
 // tests: etcd, kube-apiserver (RBAC on, token authentication),
-// kube-controller-manager (job, garbagecollector, ttl-after-finished and
-// serviceaccount controllers) and KWOK as a fake node that runs pods to
+// kube-controller-manager (job, garbagecollector, ttl-after-finished,
+// serviceaccount, deployment and replicaset controllers) and KWOK as a fake node that runs pods to
 // completion, all on free 127.0.0.1 ports with their files in a temporary
 // directory. The binaries come from hack/k8s-build.sh (ITEMQ_K8S_BIN, set by
 // `make test`); the KWOK stages from hack/kwok/stages.yaml.
@@ -212,7 +212,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(kcmPort),
 		"--cert-dir="+filepath.Join(dir, "kcm-certs"),
 		"--leader-elect=false",
-		"--controllers=job,garbagecollector,ttl-after-finished,serviceaccount",
+		"--controllers=job,garbagecollector,ttl-after-finished,serviceaccount,deployment,replicaset",
 		"--kube-api-qps=500", "--kube-api-burst=1000",
 		"--concurrent-job-syncs=10",
 		"--root-ca-file="+cp.CAFile,

@@ -1,0 +1,389 @@
+package pool_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/itemq/itemq/internal/runner"
+	"github.com/itemq/itemq/internal/runner/local"
+	"github.com/itemq/itemq/internal/runner/pool"
+	"github.com/itemq/itemq/internal/runner/runnertest"
+	"github.com/itemq/itemq/internal/testutil"
+	"github.com/itemq/itemq/itemapi"
+)
+
+const token = "pool-test-token-0123456789"
+
+// probeItem is an item for the probe executor (container/testdata/probe).
+func probeItem(name string, b runnertest.Behaviour) *itemapi.Item {
+	data := `{"printEnv":true}`
+	switch b {
+	case runnertest.Fail:
+		data = `{"exit":1}`
+	case runnertest.Block:
+		data = `{"sleepMs":600000}`
+	}
+	return itemapi.NewItem(name, []byte(data))
+}
+
+// bins are the worker and the probe executor it runs for each item.
+func bins(t *testing.T) (worker, probe string) {
+	return testutil.Binary(t, "internal/runner/pool/testdata/worker"), testutil.Binary(t, "internal/runner/container/testdata/probe")
+}
+
+type setup struct {
+	r     *pool.Runner
+	procs *pool.Processes
+	srv   *httptest.Server
+	work  string // the workers' TMPDIR
+	probe string // PROBE_LOG
+}
+
+// newPool is a pool runner whose workers are processes on this machine,
+// serving the protocol on a test server. Run is not called.
+func newPool(t *testing.T, ttl time.Duration, maxAttempts int, backoff time.Duration) *setup {
+	t.Helper()
+	worker, probe := bins(t)
+	s := &setup{work: t.TempDir(), probe: filepath.Join(t.TempDir(), "probe.log")}
+	var h http.Handler
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(s.srv.Close)
+	s.procs = &pool.Processes{
+		Command: []string{worker, probe},
+		Env:     []string{"TMPDIR=" + s.work, "OUTPUT_URL=file:///results", "PROBE_LOG=" + s.probe, "PATH=" + os.Getenv("PATH")},
+		URL:     s.srv.URL, Token: token,
+	}
+	r, err := pool.New(pool.Config{
+		Config: local.Config{Queue: "conf", StateDir: t.TempDir(), MaxAttempts: maxAttempts, BackoffBase: backoff, NoSync: true},
+		Launcher: pool.LauncherConfig{Env: map[string]string{"SECRET": "s"}, Token: token, TTL: ttl, Grace: time.Second},
+		Resize:   100 * time.Millisecond,
+	}, s.procs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h = r.Handler()
+	s.r = r
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	runnertest.RunConformanceTests(t, func(t *testing.T) runnertest.Harness {
+		s := newPool(t, 3*time.Second, 3, 20*time.Second)
+		s.r.SetParallelism(3)
+		return runnertest.Harness{
+			Runner: s.r,
+			Item:   probeItem,
+			Env: func(t *testing.T, j runner.Job) (map[string]string, runner.EnvSpec) {
+				got := runnertest.EnvFromLog(t, s.r.LogPath(j.Item))
+				dir := filepath.Dir(got["WORK_ITEM_FILE"])
+				if filepath.Dir(dir) != s.work || !strings.HasPrefix(filepath.Base(dir), j.Name+"-") {
+					t.Errorf("WORK_ITEM_FILE %q is not in an attempt directory of %s under the worker's %s", got["WORK_ITEM_FILE"], j.Name, s.work)
+				}
+				return got, runner.EnvSpec{
+					Queue: "conf", Job: j.Name, Attempt: 1, Step: 1, Steps: 1,
+					ItemFile: filepath.Join(dir, "item.json"), OutputDir: filepath.Join(dir, "out"),
+					Base: map[string]string{"OUTPUT_URL": "file:///results", "SECRET": "s", "TMPDIR": s.work, "PROBE_LOG": s.probe, "PATH": os.Getenv("PATH")},
+				}
+			},
+		}
+	})
+}
+
+// run runs the runner until the test ends, collecting the jobs' states.
+type run struct {
+	mu   sync.Mutex
+	last map[string]runner.Job
+	all  []runner.Job
+}
+
+func (s *setup) run(t *testing.T) *run {
+	t.Helper()
+	rn := &run{last: map[string]runner.Job{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- s.r.Run(ctx, func(j runner.Job) {
+			rn.mu.Lock()
+			rn.last[j.Item] = j
+			rn.all = append(rn.all, j)
+			rn.mu.Unlock()
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return rn
+}
+
+func (rn *run) job(item string) runner.Job {
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	return rn.last[item]
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// starts counts the probe's starts per item.
+func (s *setup) starts(t *testing.T) map[string]int {
+	t.Helper()
+	b, err := os.ReadFile(s.probe)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "start" {
+			n[f[1]]++
+		}
+	}
+	return n
+}
+
+// An attempt waits, Pending, until a worker takes it; then it runs, and
+// its run time does not count the wait.
+func TestPendingUntilAWorkerTakesIt(t *testing.T) {
+	s := newPool(t, 3*time.Second, 1, time.Second)
+	s.r.SetParallelism(0) // no worker yet
+	rn := s.run(t)
+	if err := s.r.Start(context.Background(), itemapi.NewItem("a", []byte(`{"sleepMs":300}`))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the attempt offered", 10*time.Second, func() bool { return s.r.Launcher().Offered() == 1 })
+	time.Sleep(1500 * time.Millisecond)
+	if j := rn.job("a"); j.Phase != runner.PhasePending || !j.Active() || j.Attempts != 1 {
+		t.Fatalf("with no worker: %+v, want Pending, active, attempt 1", j)
+	}
+	s.r.SetParallelism(1)
+	waitFor(t, "succeeded", 30*time.Second, func() bool { return rn.job("a").Phase == runner.PhaseSucceeded })
+	j := rn.job("a")
+	if j.LastDuration < 300*time.Millisecond || j.LastDuration > 1400*time.Millisecond {
+		t.Errorf("run time %v: want the attempt's own (≥ 300 ms) without the 1.5 s wait for a worker", j.LastDuration)
+	}
+	if len(j.History) != 1 || !strings.HasPrefix(j.History[0].Where, "worker ") {
+		t.Errorf("history %+v: want one attempt on a worker", j.History)
+	}
+	var sawRunning bool
+	rn.mu.Lock()
+	for _, x := range rn.all {
+		sawRunning = sawRunning || x.Item == "a" && x.Phase == runner.PhaseRunning
+	}
+	rn.mu.Unlock()
+	if !sawRunning {
+		t.Error("the job was never reported Running")
+	}
+	log, _ := os.ReadFile(s.r.LogPath("a"))
+	if !bytes.Contains(log, []byte(`"sleepMs":300`)) || !bytes.Contains(log, []byte("taken by worker")) {
+		t.Errorf("the job's log lacks the executor's output (sent by heartbeats) or the worker's note:\n%s", log)
+	}
+}
+
+// Workers take item after item: 12 items of 200 ms on 3 workers start 3
+// worker processes, not 12, and each item runs once.
+func TestWorkersTakeItemAfterItem(t *testing.T) {
+	s := newPool(t, 3*time.Second, 1, time.Second)
+	s.r.SetParallelism(3)
+	rn := s.run(t)
+	for i := range 12 {
+		if err := s.r.Start(context.Background(), itemapi.NewItem("i"+string(rune('a'+i)), []byte(`{"sleepMs":200}`))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "12 succeeded", 60*time.Second, func() bool {
+		rn.mu.Lock()
+		defer rn.mu.Unlock()
+		n := 0
+		for _, j := range rn.last {
+			if j.Phase == runner.PhaseSucceeded {
+				n++
+			}
+		}
+		return n == 12
+	})
+	workers := map[string]bool{}
+	rn.mu.Lock()
+	for _, j := range rn.last {
+		workers[j.History[0].Where] = true
+	}
+	rn.mu.Unlock()
+	if len(workers) > 3 {
+		t.Errorf("items ran on %d workers, want at most 3: %v", len(workers), workers)
+	}
+	for item, n := range s.starts(t) {
+		if n != 1 {
+			t.Errorf("item %s started %d times", item, n)
+		}
+	}
+	if got := len(s.starts(t)); got != 12 {
+		t.Errorf("%d items started, want 12", got)
+	}
+}
+
+// A worker that dies mid-attempt loses its lease: after the TTL the
+// attempt fails, and the retry runs on another worker — never two at once.
+func TestLostWorkerIsRetried(t *testing.T) {
+	s := newPool(t, time.Second, 2, 100*time.Millisecond)
+	s.r.SetParallelism(1)
+	rn := s.run(t)
+	if err := s.r.Start(context.Background(), itemapi.NewItem("lost", []byte(`{"sleepMs":3000}`))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "running", 20*time.Second, func() bool { return rn.job("lost").Phase == runner.PhaseRunning })
+	// Kill the worker (and the attempt it runs) as a node's loss would.
+	killWorkers(t, s)
+	waitFor(t, "the attempt failed and is retried", 20*time.Second, func() bool { return rn.job("lost").Attempts == 2 || rn.job("lost").Phase.Finished() })
+	j := rn.job("lost")
+	if len(j.History) < 1 || !strings.Contains(j.History[0].Reason, "lost") {
+		t.Errorf("first attempt %+v: want it failed as lost", j.History)
+	}
+	waitFor(t, "succeeded", 30*time.Second, func() bool { return rn.job("lost").Phase == runner.PhaseSucceeded })
+}
+
+// killWorkers SIGKILLs every worker process and the attempts they run.
+func killWorkers(t *testing.T, s *setup) {
+	t.Helper()
+	for _, pid := range s.procs.PIDs() {
+		if p, err := os.FindProcess(pid); err == nil {
+			_ = p.Kill()
+		}
+	}
+	// The attempt runs in its own process group, under the worker's TMPDIR.
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if err == nil && strings.HasPrefix(cwd, s.work+"/") {
+			if p, err := os.FindProcess(atoi(e.Name())); err == nil {
+				_ = p.Kill()
+			}
+		}
+	}
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// A cancel reaches the worker at its next heartbeat: the attempt stops
+// and the job ends cancelled; the worker takes the next item.
+func TestCancelReachesTheWorker(t *testing.T) {
+	s := newPool(t, time.Second, 3, time.Second)
+	s.r.SetParallelism(1)
+	rn := s.run(t)
+	ctx := context.Background()
+	if err := s.r.Start(ctx, itemapi.NewItem("block", []byte(`{"sleepMs":600000}`))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "running", 20*time.Second, func() bool { return rn.job("block").Phase == runner.PhaseRunning })
+	if err := s.r.Cancel(ctx, "block"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "cancelled", 10*time.Second, func() bool { return rn.job("block").Phase.Finished() })
+	if j := rn.job("block"); !j.Cancelled || j.Attempts != 1 {
+		t.Fatalf("after Cancel: %+v", j)
+	}
+	if err := s.r.Start(ctx, itemapi.NewItem("next", []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the next item done by the same worker", 20*time.Second, func() bool { return rn.job("next").Phase == runner.PhaseSucceeded })
+	if w1, w2 := rn.job("block").History[0].Where, rn.job("next").History[0].Where; w1 != w2 {
+		t.Errorf("the next item ran on %s, not on the worker that was freed (%s)", w2, w1)
+	}
+}
+
+// keep are workers that outlive the manager, as a Deployment's pods do.
+type keep struct{ p *pool.Processes }
+
+func (k keep) Scale(ctx context.Context, n int, idle []string) error { return k.p.Scale(ctx, n, idle) }
+
+// The manager restarts while a worker runs an attempt: the worker stops it
+// (its lease is gone), and the restarted manager offers it again only once
+// the lease would have expired — the item never runs twice at once.
+func TestManagerRestartNeverRunsTwiceAtOnce(t *testing.T) {
+	worker, _ := bins(t)
+	state, work, marks := t.TempDir(), t.TempDir(), t.TempDir()
+	var h http.Handler
+	var hmu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hmu.Lock()
+		hh := h
+		hmu.Unlock()
+		hh.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	// The executor: a run marks itself in flight for 1.5 s and notes if
+	// another run was in flight when it started.
+	script := `echo start >> "$MARKS/log"; [ -e "$MARKS/lock" ] && echo OVERLAP >> "$MARKS/log"; touch "$MARKS/lock"
+trap 'rm -f "$MARKS/lock"; echo stopped >> "$MARKS/log"; exit 143' TERM
+sleep 1.5 & wait; rm -f "$MARKS/lock"; echo done >> "$MARKS/log"`
+	procs := &pool.Processes{Command: []string{worker, "/bin/sh", "-c", script}, URL: srv.URL, Token: token,
+		Env: []string{"TMPDIR=" + work, "MARKS=" + marks, "PATH=" + os.Getenv("PATH")}}
+	t.Cleanup(func() { procs.Stop(5 * time.Second) })
+	mk := func() *pool.Runner {
+		r, err := pool.New(pool.Config{
+			Config:   local.Config{Queue: "q", StateDir: state, MaxAttempts: 3, NoSync: true},
+			Launcher: pool.LauncherConfig{Token: token, TTL: 2 * time.Second, Grace: time.Second},
+			Resize:   100 * time.Millisecond,
+		}, keep{procs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hmu.Lock()
+		h = r.Handler()
+		hmu.Unlock()
+		return r
+	}
+	var mu sync.Mutex
+	last := runner.Job{}
+	notify := func(j runner.Job) { mu.Lock(); last = j; mu.Unlock() }
+	phase := func() runner.Phase { mu.Lock(); defer mu.Unlock(); return last.Phase }
+
+	r1 := mk()
+	r1.SetParallelism(2)
+	ctx1, stop1 := context.WithCancel(context.Background())
+	done1 := make(chan error, 1)
+	go func() { done1 <- r1.Run(ctx1, notify) }()
+	if err := r1.Start(context.Background(), itemapi.NewItem("long", []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "running", 20*time.Second, func() bool { return phase() == runner.PhaseRunning })
+	time.Sleep(300 * time.Millisecond) // the script has started
+	stop1()
+	<-done1
+
+	r2 := mk()
+	r2.SetParallelism(2)
+	ctx2, stop2 := context.WithCancel(context.Background())
+	defer stop2()
+	done2 := make(chan error, 1)
+	go func() { done2 <- r2.Run(ctx2, notify) }()
+	waitFor(t, "succeeded after the restart", 30*time.Second, func() bool { return phase() == runner.PhaseSucceeded })
+	stop2()
+	<-done2
+	b, _ := os.ReadFile(filepath.Join(marks, "log"))
+	if got := strings.Fields(string(b)); strings.Contains(string(b), "OVERLAP") || len(got) != 4 || got[1] != "stopped" || got[3] != "done" {
+		t.Fatalf("runs: %q, want start stopped start done (the interrupted run stopped before the next began)", got)
+	}
+}
