@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
-
 )
 
 // The pool on Kubernetes (MANAGER_EXECUTION=pool; docs/pool.md): a

@@ -89,7 +89,7 @@ type Config struct {
 	// an attempt waits there for a worker to take it; the wait is not the
 	// item's run time, which is the scaler's S).
 	PendingUntilRan bool
-	Log      *slog.Logger
+	Log             *slog.Logger
 }
 
 // Runner implements runner.Runner over a Launcher.

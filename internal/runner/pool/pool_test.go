@@ -62,7 +62,7 @@ func newPool(t *testing.T, ttl time.Duration, maxAttempts int, backoff time.Dura
 		URL:     s.srv.URL, Token: token,
 	}
 	r, err := pool.New(pool.Config{
-		Config: local.Config{Queue: "conf", StateDir: t.TempDir(), MaxAttempts: maxAttempts, BackoffBase: backoff, NoSync: true},
+		Config:   local.Config{Queue: "conf", StateDir: t.TempDir(), MaxAttempts: maxAttempts, BackoffBase: backoff, NoSync: true},
 		Launcher: pool.LauncherConfig{Env: map[string]string{"SECRET": "s"}, Token: token, TTL: ttl, Grace: time.Second},
 		Resize:   100 * time.Millisecond,
 	}, s.procs)
