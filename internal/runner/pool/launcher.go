@@ -31,8 +31,10 @@ type LauncherConfig struct {
 	TTL time.Duration
 	// Wait bounds a lease request's long poll (default 20s).
 	Wait time.Duration
-	// Grace: after a cancel, how long the worker gets to report how the
-	// attempt ended before it is taken for lost (default 10s, plus TTL).
+	// Grace: how long a stopped attempt gets between SIGTERM and SIGKILL
+	// on its worker (MANAGER_GRACE; default 10s). A worker cut off from
+	// the manager has stopped its attempt TTL + Grace after its last
+	// heartbeat: only then is the attempt lost, and run again.
 	Grace time.Duration
 	Log   *slog.Logger
 	now   func() time.Time
@@ -119,8 +121,9 @@ func (l *Launcher) Offered() int {
 func (l *Launcher) Launch(ctx context.Context, a *local.Attempt) (int, error) {
 	if a.Resumed {
 		// The attempt the manager's restart interrupted may still run on
-		// a worker until its lease, which no one renews now, expires.
-		if d := l.cfg.TTL - l.cfg.now().Sub(l.started); d > 0 {
+		// a worker until its lease, which no one renews now, expires and
+		// the worker has stopped it.
+		if d := l.cfg.TTL + l.cfg.Grace - l.cfg.now().Sub(l.started); d > 0 {
 			a.Log.Notef("waiting %v for the interrupted attempt's lease to expire", d.Round(time.Millisecond))
 			t := time.NewTimer(d)
 			select {
@@ -135,7 +138,7 @@ func (l *Launcher) Launch(ctx context.Context, a *local.Attempt) (int, error) {
 	_, _ = rand.Read(id)
 	ls := &lease{
 		Lease: Lease{ID: hex.EncodeToString(id), Queue: l.cfg.Queue, Job: a.Job, Item: a.Item.Name, Attempt: a.Number,
-			Doc: json.RawMessage(a.ItemDoc), Env: l.cfg.Env, TTLSeconds: l.cfg.TTL.Seconds()},
+			Doc: json.RawMessage(a.ItemDoc), Env: l.cfg.Env, TTLSeconds: l.cfg.TTL.Seconds(), GraceSeconds: l.cfg.Grace.Seconds()},
 		taken: make(chan struct{}), ended: make(chan Result, 1), log: a.Log,
 	}
 	l.mu.Lock()
@@ -195,7 +198,8 @@ func (l *Launcher) Launch(ctx context.Context, a *local.Attempt) (int, error) {
 			l.mu.Lock()
 			since := l.cfg.now().Sub(ls.lastBeat)
 			l.mu.Unlock()
-			if since > l.cfg.TTL {
+			// A worker cut off stops the attempt within TTL + grace.
+			if since > l.cfg.TTL+l.cfg.Grace {
 				return -1, fmt.Errorf("worker %s lost: no heartbeat for %v", worker, since.Round(time.Millisecond))
 			}
 		}

@@ -17,10 +17,11 @@
 //	POST /v1/pool/leases/{id}/heartbeat    the output since the last → 200 Beat | 410 (lease gone: stop)
 //	POST /v1/pool/leases/{id}/result       Result → 204 | 410
 //
-// A worker that cannot renew its lease for the lease's TTL stops the
-// attempt; the manager declares the worker lost after the same TTL (the
-// attempt fails and is retried) and offers an attempt interrupted by its
-// own restart only once a TTL has passed since it started, so an attempt
+// A worker that cannot renew its lease stops the attempt within the lease's
+// TTL (SIGTERM, then SIGKILL after the grace period); the manager declares
+// the worker lost only after TTL + grace without a heartbeat (the attempt
+// fails and is retried), and offers an attempt interrupted by its own
+// restart only once TTL + grace have passed since it started, so an item
 // never runs twice at once.
 package pool
 
@@ -56,6 +57,9 @@ type Lease struct {
 	Env     map[string]string `json:"env"` // the executors' environment (MANAGER_JOB_ENV_*), below the contract's
 	// TTLSeconds: a lease not renewed for this long is lost, on both sides.
 	TTLSeconds float64 `json:"ttlSeconds"`
+	// GraceSeconds: how long a stopped attempt gets between SIGTERM and
+	// SIGKILL; the manager waits it out before it runs the item again.
+	GraceSeconds float64 `json:"graceSeconds"`
 }
 
 // Beat answers a heartbeat.

@@ -31,7 +31,7 @@ type WorkerConfig struct {
 	Command []string
 	Env     []string
 	WorkDir string        // attempts' private directories go here (default os.TempDir())
-	Grace   time.Duration // SIGTERM → SIGKILL when an attempt is stopped (default 10s)
+	Grace   time.Duration // SIGTERM → SIGKILL when an attempt is stopped, unless the lease says (default 10s)
 	Client  *http.Client
 	Log     *slog.Logger
 }
@@ -140,6 +140,7 @@ func (w *worker) run(ls *Lease) {
 	if ttl <= 0 {
 		ttl = 15 * time.Second
 	}
+	grace := time.Duration(ls.GraceSeconds * float64(time.Second))
 	out := &chunks{}
 	actx, stop := context.WithCancelCause(context.Background())
 	defer stop(nil)
@@ -157,14 +158,16 @@ func (w *worker) run(ls *Lease) {
 				return
 			case <-t.C:
 			}
-			cancel, err := w.beat(ls, out)
+			cancel, err := w.beat(ls, out, ttl/5)
 			switch {
 			case errors.Is(err, errLeaseLost):
 				log.Warn("the manager no longer holds the lease; stopping the attempt")
 				stop(errLeaseLost)
 				return
 			case err != nil:
-				if time.Since(renewed) > ttl {
+				// Stopped by TTL after the last renewal at the latest (a
+				// beat and a tick after this bound), as the manager counts.
+				if time.Since(renewed) > ttl*3/5 {
 					log.Warn("lease not renewed within its TTL; stopping the attempt", "err", err)
 					stop(errLeaseLost)
 					return
@@ -178,7 +181,7 @@ func (w *worker) run(ls *Lease) {
 		}
 	}()
 
-	code, err := w.exec(actx, ls, out)
+	code, err := w.exec(actx, ls, out, grace)
 	close(ended)
 	<-beatsDone
 	if errors.Is(context.Cause(actx), errLeaseLost) {
@@ -192,7 +195,7 @@ func (w *worker) run(ls *Lease) {
 	// The last output, then the result; retried within the lease's TTL.
 	deadline := time.Now().Add(ttl)
 	for {
-		_, berr := w.beat(ls, out)
+		_, berr := w.beat(ls, out, ttl/5)
 		rerr := berr
 		if berr == nil {
 			rerr = w.result(ls, res)
@@ -208,7 +211,7 @@ func (w *worker) run(ls *Lease) {
 }
 
 // exec runs the executor for a lease in a private directory.
-func (w *worker) exec(ctx context.Context, ls *Lease, out *chunks) (int, error) {
+func (w *worker) exec(ctx context.Context, ls *Lease, out *chunks, grace time.Duration) (int, error) {
 	dir, err := os.MkdirTemp(w.cfg.WorkDir, ls.Job+"-")
 	if err != nil {
 		return -1, fmt.Errorf("create the attempt's work dir: %w", err)
@@ -222,7 +225,10 @@ func (w *worker) exec(ctx context.Context, ls *Lease, out *chunks) (int, error) 
 	for k, v := range ls.Env {
 		env = append(env, k+"="+v)
 	}
-	p := &local.ProcessLauncher{Steps: [][]string{w.cfg.Command}, Env: env, Grace: w.cfg.Grace, Log: w.log}
+	if grace <= 0 {
+		grace = w.cfg.Grace
+	}
+	p := &local.ProcessLauncher{Steps: [][]string{w.cfg.Command}, Env: env, Grace: grace, Log: w.log}
 	return p.Launch(ctx, &local.Attempt{
 		Queue: ls.Queue, Job: ls.Job, Item: itemapi.NewItem(ls.Item, ls.Doc), ItemDoc: ls.Doc, Number: ls.Attempt,
 		WorkDir: dir, ItemFile: itemFile, Log: out,
@@ -230,8 +236,8 @@ func (w *worker) exec(ctx context.Context, ls *Lease, out *chunks) (int, error) 
 }
 
 // beat renews the lease with the output since the last beat.
-func (w *worker) beat(ls *Lease, out *chunks) (cancel bool, err error) {
-	ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
+func (w *worker) beat(ls *Lease, out *chunks, timeout time.Duration) (cancel bool, err error) {
+	ctx, done := context.WithTimeout(context.Background(), timeout)
 	defer done()
 	chunk := out.take()
 	resp, err := w.post(ctx, pathLeases+ls.ID+"/heartbeat", "application/octet-stream", chunk)
