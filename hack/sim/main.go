@@ -52,8 +52,9 @@ func run(size float64, n int, out string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	plots := map[string][]string{"burst-1000": {"itemq", "keda-default", "keda-eager", "hpa", "rq-autoscaler"},
-		"diurnal-10x": {"itemq", "keda-default", "hpa", "rq-autoscaler"}}
+	plots := map[string][]string{"burst-1000": {"itemq", "itemq-pool", "keda-default", "keda-eager", "hpa", "rq-autoscaler"},
+		"diurnal-10x":     {"itemq", "itemq-pool", "keda-default", "hpa", "rq-autoscaler"},
+		"pod-start-1-30s": {"itemq", "itemq-pool", "keda-default", "hpa"}}
 	for i, w := range ws {
 		names, ok := plots[w.Name]
 		if !ok {

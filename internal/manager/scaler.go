@@ -29,6 +29,16 @@ type Scaler struct {
 	Window time.Duration
 	// Alpha is the EWMA weight of a new service time (default 0.2).
 	Alpha float64
+	// GrowByBacklog: before any service time is measured, waiting items
+	// add one each to c (c + backlog, within Max) instead of taking c to
+	// Max at once. A pool of workers (MANAGER_EXECUTION=pool) sets it: it
+	// pays for each of its c workers, busy or idle, and Max of them for a
+	// queue's first items would idle until c shrank back, one step per
+	// ScaleDownDelay. Its backlog must then leave out the items that
+	// workers already starting will take, or c grows by them again at
+	// every update. (A Job per item leaves it unset: no Job runs without
+	// an item, so Max costs nothing.)
+	GrowByBacklog bool
 
 	mu         sync.Mutex
 	counts     [64]int   // arrivals per second, by unix second mod 64
@@ -118,6 +128,9 @@ func (s *Scaler) Update(now time.Time, backlog int) Observation {
 	var want int
 	var reason string
 	switch {
+	case s.service == 0 && backlog > 0 && s.GrowByBacklog:
+		want = max(s.c, lo) + backlog
+		reason = fmt.Sprintf("no service time measured yet: c %d + backlog %d", max(s.c, lo), backlog)
 	case s.service == 0 && backlog > 0:
 		// No run time measured yet: give the backlog everything we have.
 		want, reason = hi, "no service time measured yet and items are waiting"

@@ -16,28 +16,77 @@ func at(t float64) time.Time { return epoch.Add(time.Duration(t * float64(time.S
 
 // Itemq is the manager's own controller: the real manager.Scaler, consulted
 // every second with the backlog (items known and not yet dispatched), as
-// the manager's scale loop does; c is the most Jobs at once, a Job per
-// item.
+// the manager's scale loop does. In the execution model JobPerItem (a Job
+// per item) c is the most Jobs at once; in Pool (MANAGER_EXECUTION=pool,
+// docs/pool.md) c is the number of long-running workers.
 type Itemq struct {
-	S    *manager.Scaler
-	name string
+	S     *manager.Scaler
+	name  string
+	model Model
+	// netOfStarting: the backlog the scaler is given leaves out the items
+	// that workers being started will take (a pool's backlog).
+	netOfStarting bool
 }
 
 // NewItemq returns itemq's controller with the manager's defaults
 // (MANAGER_MIN_ACTIVE=1, MANAGER_TARGET_UTILIZATION=0.9,
 // MANAGER_DRAIN_TIME=5s, MANAGER_SCALE_DOWN_DELAY=30s) and max as
-// MANAGER_MAX_ACTIVE.
+// MANAGER_MAX_ACTIVE: a Job per item.
 func NewItemq(max int) *Itemq {
-	return &Itemq{name: "itemq", S: &manager.Scaler{Min: 1, Max: max, Rho: 0.9, DrainTime: 5 * time.Second, ScaleDownDelay: 30 * time.Second}}
+	return &Itemq{name: "itemq", model: JobPerItem, S: jobScaler(max)}
+}
+
+func jobScaler(max int) *manager.Scaler {
+	return &manager.Scaler{Min: 1, Max: max, Rho: 0.9, DrainTime: 5 * time.Second, ScaleDownDelay: 30 * time.Second}
+}
+
+// Pool settings: what itemq's pool (MANAGER_EXECUTION=pool) should run
+// with where they differ from a Job per item's (docs/scaling.md). A
+// pool pays for every worker of c, busy or idle, so c must not ride the
+// noise of its estimates — λ over a minute rather than 10 s, S averaged
+// over more attempts (with a weight of 0.2 one long attempt of a
+// heavy-tailed run time moved S, and c with it) — and c shrinks as soon as
+// fewer are needed: a worker a second (the scale loop's interval) rather
+// than one every 30 s, each idle worker being paid for.
+const (
+	PoolWindow         = 60 * time.Second
+	PoolAlpha          = 0.05
+	PoolScaleDownDelay = time.Second
+)
+
+// NewItemqPool returns itemq's controller in the pool execution model: the
+// same scaler sets c, and c long-running workers lease item after item; a
+// scale-down removes pending workers first, then idle ones, and lets busy
+// ones finish their item. S is what a pool worker reports, an attempt's
+// run time from its taking the item to the end (no pod start in it:
+// finish feeds a Pool controller the run alone). The scaler runs with the
+// pool settings (PoolWindow, PoolAlpha, PoolScaleDownDelay; min, ρ and
+// the drain time as for a Job per item) and GrowByBacklog, and is given
+// the backlog net of the workers being started.
+func NewItemqPool(max int) *Itemq {
+	s := jobScaler(max)
+	s.Window, s.Alpha, s.ScaleDownDelay, s.GrowByBacklog = PoolWindow, PoolAlpha, PoolScaleDownDelay, true
+	return &Itemq{name: "itemq-pool", model: Pool, S: s, netOfStarting: true}
+}
+
+// NewItemqPoolJobDefaults is the pool with a Job per item's settings and
+// backlog as they are (what MANAGER_EXECUTION=pool would do with nothing
+// else changed): for comparison.
+func NewItemqPoolJobDefaults(max int) *Itemq {
+	return &Itemq{name: "itemq-pool-jobdefaults", model: Pool, S: jobScaler(max)}
 }
 
 func (c *Itemq) Name() string      { return c.name }
-func (c *Itemq) Model() Model      { return JobPerItem }
+func (c *Itemq) Model() Model      { return c.model }
 func (c *Itemq) Interval() float64 { return 1 }
 func (c *Itemq) Arrived(t float64) { c.S.Arrival(at(t)) }
 func (c *Itemq) Served(d float64)  { c.S.Served(time.Duration(d * float64(time.Second))) }
 func (c *Itemq) Decide(o Observed) int {
-	return c.S.Update(at(o.Now), o.Waiting).C
+	backlog := o.Waiting
+	if c.netOfStarting {
+		backlog = max(0, o.Waiting-o.Pending)
+	}
+	return c.S.Update(at(o.Now), backlog).C
 }
 
 // KEDA is a ScaledJob (a Job per message) with one of its scaling

@@ -9,9 +9,9 @@
 // only wait).
 //
 // Three execution models, as the controllers run:
-//   - JobPerItem (itemq): a Job per item, created with its item when the
-//     controller's limit c allows; its pod starts after a start delay,
-//     runs the item and ends.
+//   - JobPerItem (itemq, by default): a Job per item, created with its
+//     item when the controller's limit c allows; its pod starts after a
+//     start delay, runs the item and ends.
 //   - JobPerMessage (KEDA ScaledJob): every poll the controller creates
 //     Jobs; a Job's pod, when it starts, takes one waiting message (or
 //     ends at once when there is none), runs it and ends.
@@ -141,6 +141,13 @@ type Result struct {
 	// can pay); BoundSeconds: BusySeconds plus one mean start delay per
 	// attempt, the least a Job per attempt can pay.
 	WorkerSeconds, PendingSeconds, BusySeconds, BoundSeconds float64
+	// PoolBound: for a pool that an autoscaler sizes (Table fills it in),
+	// the fewest worker-seconds of a pool planned with the trace known
+	// that waits no longer at p95 (PoolBound).
+	PoolBound float64
+	// WarmMakespan: for a burst (Table fills it in), the shortest
+	// makespan any controller reaches (WarmMakespan).
+	WarmMakespan float64
 	// Attempts run (retries included); LongestRun, the longest of them.
 	Attempts   int
 	LongestRun float64

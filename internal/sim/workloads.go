@@ -131,6 +131,8 @@ func fmtRho(rho float64) string {
 func Controllers(capacity int) []Controller {
 	return []Controller{
 		NewItemq(capacity),
+		NewItemqPool(capacity),
+		NewItemqPoolJobDefaults(capacity),
 		&KEDA{Strategy: "default", Max: capacity, Poll: 30},
 		&KEDA{Strategy: "accurate", Max: capacity, Poll: 30},
 		&KEDA{Strategy: "eager", Max: capacity, Poll: 30},
