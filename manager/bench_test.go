@@ -74,23 +74,30 @@ func BenchmarkDispatchLatency(b *testing.B) {
 // BenchmarkThroughput runs 1,000 no-op items (/bin/true) end to end —
 // itemq-dir ambassador, itemq-manager with the local runner, each item
 // archived — and the same 1,000 runs of /bin/true with xargs -P<cores>.
-// Target: itemq ≥ 0.7× xargs's throughput.
+// Target: itemq ≥ 0.7× xargs's throughput. The same run through the pool
+// (MANAGER_EXECUTION=pool, <cores> workers each running /bin/true per
+// item) measures the pool's protocol against a process per item.
 //
 //	go test -run '^$' -bench Throughput -benchtime 3x ./manager/
 func BenchmarkThroughput(b *testing.B) {
 	const n = 1000
 	cores := strconv.Itoa(numCPU())
-	var itemq, xargs time.Duration
+	worker := testutil.Binary(b, "internal/runner/pool/testdata/worker")
+	var itemq, pool, xargs time.Duration
 	for it := 0; it < b.N; it++ {
 		base := b.TempDir()
 		root := filepath.Join(base, "in")
-		_ = os.MkdirAll(root, 0o755)
 		var list strings.Builder
-		for i := 0; i < n; i++ {
-			name := fmt.Sprintf("item%04d", i)
-			_ = os.WriteFile(filepath.Join(root, name), []byte("x"), 0o644)
-			list.WriteString(name + "\n")
+		put := func() {
+			_ = os.MkdirAll(root, 0o755)
+			list.Reset()
+			for i := 0; i < n; i++ {
+				name := fmt.Sprintf("item%04d", i)
+				_ = os.WriteFile(filepath.Join(root, name), []byte("x"), 0o644)
+				list.WriteString(name + "\n")
+			}
 		}
+		put()
 		// xargs: the same no-op command per item, cores at a time.
 		start := time.Now()
 		x := exec.Command("xargs", "-P", cores, "-n", "1", "/bin/true")
@@ -100,27 +107,36 @@ func BenchmarkThroughput(b *testing.B) {
 		}
 		xargs += time.Since(start)
 
-		amb := testutil.StartServer(b, testutil.Binary(b, "ambassadors/dir"), "ITEMQ_ADDR",
-			"DIR_ROOT="+root, "DIR_SETTLE=0s")
-		start = time.Now()
-		mgr := testutil.StartServer(b, testutil.Binary(b, "manager"), "MANAGER_ADDR",
-			"MANAGER_SOURCE="+amb.URL(), "MANAGER_COMMAND=/bin/true", "MANAGER_STATE_DIR="+filepath.Join(base, "state"),
-			"MANAGER_MAX_ACTIVE="+cores)
-		testutil.Eventually(b, 5*time.Minute, "all archived", func() error {
-			left, err := os.ReadDir(root)
-			if err != nil {
-				return err
-			}
-			if len(left) > 1 { // .done
-				return fmt.Errorf("%d left", len(left)-1)
-			}
-			return nil
-		})
-		itemq += time.Since(start)
-		_ = mgr.Stop()
-		_ = amb.Stop()
+		run := func(state string, env ...string) time.Duration {
+			amb := testutil.StartServer(b, testutil.Binary(b, "ambassadors/dir"), "ITEMQ_ADDR",
+				"DIR_ROOT="+root, "DIR_SETTLE=0s")
+			start := time.Now()
+			mgr := testutil.StartServer(b, testutil.Binary(b, "manager"), "MANAGER_ADDR",
+				append([]string{"MANAGER_SOURCE=" + amb.URL(), "MANAGER_STATE_DIR=" + filepath.Join(base, state),
+					"MANAGER_MAX_ACTIVE=" + cores}, env...)...)
+			testutil.Eventually(b, 5*time.Minute, "all archived", func() error {
+				left, err := os.ReadDir(root)
+				if err != nil {
+					return err
+				}
+				if len(left) > 1 { // .done
+					return fmt.Errorf("%d left", len(left)-1)
+				}
+				return nil
+			})
+			d := time.Since(start)
+			_ = mgr.Stop()
+			_ = amb.Stop()
+			return d
+		}
+		itemq += run("state", "MANAGER_COMMAND=/bin/true")
+		_ = os.RemoveAll(root)
+		put()
+		pool += run("state-pool", "MANAGER_COMMAND="+worker+" /bin/true", "MANAGER_EXECUTION=pool",
+			"MANAGER_POOL_TOKEN=bench-pool-token-0123456789", "MANAGER_MIN_ACTIVE="+cores)
 	}
 	b.ReportMetric(float64(n*b.N)/itemq.Seconds(), "itemq-items/s")
+	b.ReportMetric(float64(n*b.N)/pool.Seconds(), "pool-items/s")
 	b.ReportMetric(float64(n*b.N)/xargs.Seconds(), "xargs-items/s")
 	b.ReportMetric(xargs.Seconds()/itemq.Seconds(), "ratio")
 }

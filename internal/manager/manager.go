@@ -35,8 +35,15 @@ type Config struct {
 	TargetUtilization float64
 	// DrainTime is T, the time within which a backlog should drain (default 5s).
 	DrainTime time.Duration
-	// ScaleDownDelay: the parallelism shrinks by one step at most this often (default 30s).
+	// ScaleDownDelay: the parallelism shrinks by one step at most this often
+	// (default 30s; PoolScaleDownDelay with Pool).
 	ScaleDownDelay time.Duration
+	// Pool: the runner keeps c workers, busy or idle (MANAGER_EXECUTION=pool):
+	// the scaler averages λ over PoolWindow and S with PoolAlpha, grows by
+	// the backlog before S is known (Scaler.GrowByBacklog), and shrinks a
+	// step every PoolScaleDownDelay unless ScaleDownDelay is set
+	// (docs/scaling.md).
+	Pool bool
 	// CreateRate bounds job creations per second (0: unbounded); CreateBurst is the bucket size.
 	CreateRate  float64
 	CreateBurst int
@@ -167,6 +174,9 @@ func New(cfg Config, src Source, r runner.Runner) *Manager {
 	if cfg.DrainTime == 0 {
 		cfg.DrainTime = 5 * time.Second
 	}
+	if cfg.ScaleDownDelay == 0 && cfg.Pool {
+		cfg.ScaleDownDelay = PoolScaleDownDelay
+	}
 	if cfg.ScaleDownDelay == 0 {
 		cfg.ScaleDownDelay = 30 * time.Second
 	}
@@ -185,8 +195,7 @@ func New(cfg Config, src Source, r runner.Runner) *Manager {
 	}
 	m := &Manager{
 		cfg: cfg, src: src, runner: r, log: cfg.Log, limiter: lim,
-		scaler: &Scaler{Min: cfg.MinActive, Max: cfg.MaxActive, Rho: cfg.TargetUtilization,
-			DrainTime: cfg.DrainTime, ScaleDownDelay: cfg.ScaleDownDelay},
+		scaler:    newScaler(cfg),
 		present:   map[string]time.Time{},
 		docs:      map[string]*itemapi.Item{},
 		jobs:      map[string]*runner.Job{},

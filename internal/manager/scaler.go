@@ -175,3 +175,27 @@ func (s *Scaler) C() int {
 	defer s.mu.Unlock()
 	return s.c
 }
+
+// The scaler's tuning for a pool of workers (Config.Pool, MANAGER_EXECUTION=
+// pool), where it differs from a Job per item's. A pool pays for every
+// worker of c, busy or idle, so c must not ride the noise of its estimates
+// — λ over a minute rather than 10 s, S averaged over more attempts (with
+// a weight of 0.2 one long attempt of a heavy-tailed run time moved S, and
+// c with it) — and c shrinks as soon as fewer are needed: a worker a
+// second rather than one every 30 s, each idle worker being paid for. The
+// simulator (internal/sim, docs/scaling.md) chose them and runs with them.
+const (
+	PoolWindow         = 60 * time.Second
+	PoolAlpha          = 0.05
+	PoolScaleDownDelay = time.Second
+)
+
+// newScaler is the scaler of a manager's configuration.
+func newScaler(cfg Config) *Scaler {
+	s := &Scaler{Min: cfg.MinActive, Max: cfg.MaxActive, Rho: cfg.TargetUtilization,
+		DrainTime: cfg.DrainTime, ScaleDownDelay: cfg.ScaleDownDelay}
+	if cfg.Pool {
+		s.Window, s.Alpha, s.GrowByBacklog = PoolWindow, PoolAlpha, true
+	}
+	return s
+}

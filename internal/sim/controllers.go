@@ -40,32 +40,18 @@ func jobScaler(max int) *manager.Scaler {
 	return &manager.Scaler{Min: 1, Max: max, Rho: 0.9, DrainTime: 5 * time.Second, ScaleDownDelay: 30 * time.Second}
 }
 
-// Pool settings: what itemq's pool (MANAGER_EXECUTION=pool) should run
-// with where they differ from a Job per item's (docs/scaling.md). A
-// pool pays for every worker of c, busy or idle, so c must not ride the
-// noise of its estimates — λ over a minute rather than 10 s, S averaged
-// over more attempts (with a weight of 0.2 one long attempt of a
-// heavy-tailed run time moved S, and c with it) — and c shrinks as soon as
-// fewer are needed: a worker a second (the scale loop's interval) rather
-// than one every 30 s, each idle worker being paid for.
-const (
-	PoolWindow         = 60 * time.Second
-	PoolAlpha          = 0.05
-	PoolScaleDownDelay = time.Second
-)
-
 // NewItemqPool returns itemq's controller in the pool execution model: the
 // same scaler sets c, and c long-running workers lease item after item; a
 // scale-down removes pending workers first, then idle ones, and lets busy
 // ones finish their item. S is what a pool worker reports, an attempt's
 // run time from its taking the item to the end (no pod start in it:
 // finish feeds a Pool controller the run alone). The scaler runs with the
-// pool settings (PoolWindow, PoolAlpha, PoolScaleDownDelay; min, ρ and
+// pool settings (manager.PoolWindow, PoolAlpha, PoolScaleDownDelay, as the manager's Config.Pool; min, ρ and
 // the drain time as for a Job per item) and GrowByBacklog, and is given
 // the backlog net of the workers being started.
 func NewItemqPool(max int) *Itemq {
 	s := jobScaler(max)
-	s.Window, s.Alpha, s.ScaleDownDelay, s.GrowByBacklog = PoolWindow, PoolAlpha, PoolScaleDownDelay, true
+	s.Window, s.Alpha, s.ScaleDownDelay, s.GrowByBacklog = manager.PoolWindow, manager.PoolAlpha, manager.PoolScaleDownDelay, true
 	return &Itemq{name: "itemq-pool", model: Pool, S: s, netOfStarting: true}
 }
 

@@ -48,7 +48,7 @@ type Config struct {
 	MinActive         int           `env:"MANAGER_MIN_ACTIVE" envDefault:"1"`
 	TargetUtilization float64       `env:"MANAGER_TARGET_UTILIZATION" envDefault:"0.9"`
 	DrainTime         time.Duration `env:"MANAGER_DRAIN_TIME" envDefault:"5s"`
-	ScaleDownDelay    time.Duration `env:"MANAGER_SCALE_DOWN_DELAY" envDefault:"30s"`
+	ScaleDownDelay    time.Duration `env:"MANAGER_SCALE_DOWN_DELAY"` // default 30s, 1s with the pool (manager.Config)
 	CreateRate        float64       `env:"MANAGER_CREATE_RATE" envDefault:"0"`
 	CreateBurst       int           `env:"MANAGER_CREATE_BURST" envDefault:"100"`
 	DispatchWorkers   int           `env:"MANAGER_DISPATCH_WORKERS" envDefault:"8"`

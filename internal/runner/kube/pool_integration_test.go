@@ -122,7 +122,7 @@ func TestIntegrationPool(t *testing.T) {
 	srv.Config.Handler = h.Handler()
 
 	mem := memsource.New()
-	m := manager.New(manager.Config{Queue: "q", MinActive: 1, MaxActive: 4, ScaleDownDelay: 500 * time.Millisecond,
+	m := manager.New(manager.Config{Queue: "q", Pool: true, MinActive: 1, MaxActive: 4, ScaleDownDelay: 500 * time.Millisecond,
 		DrainTime: time.Second, Resync: 5 * time.Second, Log: log}, &manager.InProcess{Src: source.New(mem)}, pr)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

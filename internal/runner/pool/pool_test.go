@@ -3,6 +3,8 @@ package pool_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,10 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/itemq/itemq/internal/manager"
 	"github.com/itemq/itemq/internal/runner"
 	"github.com/itemq/itemq/internal/runner/local"
 	"github.com/itemq/itemq/internal/runner/pool"
 	"github.com/itemq/itemq/internal/runner/runnertest"
+	"github.com/itemq/itemq/internal/sim"
+	"github.com/itemq/itemq/internal/source"
+	"github.com/itemq/itemq/internal/source/memsource"
 	"github.com/itemq/itemq/internal/testutil"
 	"github.com/itemq/itemq/itemapi"
 )
@@ -386,4 +392,96 @@ sleep 1.5 & wait; rm -f "$MARKS/lock"; echo done >> "$MARKS/log"`
 	if got := strings.Fields(string(b)); strings.Contains(string(b), "OVERLAP") || len(got) != 4 || got[1] != "stopped" || got[3] != "done" {
 		t.Fatalf("runs: %q, want start stopped start done (the interrupted run stopped before the next began)", got)
 	}
+}
+
+// The simulator is tied to the pool: a burst of 100 items of 0.3 s through
+// the real manager (Config.Pool: the pool's scaler tuning) with the pool
+// runner and worker processes has the shape the simulator predicts for
+// itemq-pool on the same workload — as many workers as MANAGER_MAX_ACTIVE
+// at once, and a makespan within [0.9×, 1.5× + 1 s] of the simulated one
+// (the simulator has no process or protocol overheads).
+func TestPoolBurstHasTheSimulatorsShape(t *testing.T) {
+	const n, maxActive, service = 100, 10, 0.3
+	w := sim.Workload{
+		Name:        "burst-100",
+		Arrivals:    func(*rand.Rand) []float64 { return make([]float64, n) },
+		MeanService: func(float64) float64 { return service },
+		Shape:       func(*rand.Rand) float64 { return 1 },
+		StartDelay:  func(*rand.Rand) float64 { return 0 },
+		MaxAttempts: 1, Capacity: maxActive, Burst: true,
+	}
+	want := sim.Run(w, sim.NewItemqPool(maxActive), 1)
+
+	worker, _ := bins(t)
+	var h http.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	defer srv.Close()
+	procs := &pool.Processes{Command: []string{worker, "/bin/sh", "-c", "sleep 0.3"}, URL: srv.URL, Token: token,
+		Env: []string{"TMPDIR=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}}
+	r, err := pool.New(pool.Config{
+		Config:   local.Config{Queue: "q", StateDir: t.TempDir(), MaxAttempts: 1, NoSync: true},
+		Launcher: pool.LauncherConfig{Token: token},
+		Resize:   100 * time.Millisecond,
+	}, procs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h = r.Handler()
+	mem := memsource.New()
+	for i := range n {
+		if err := mem.Put(fmt.Sprintf("b%03d", i), []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	running, top := map[string]bool{}, 0
+	m := manager.New(manager.Config{Queue: "q", Pool: true, MinActive: 1, MaxActive: maxActive},
+		&manager.InProcess{Src: source.New(mem)}, notifying{r, func(j runner.Job) {
+			mu.Lock()
+			defer mu.Unlock()
+			if j.Phase == runner.PhaseRunning {
+				running[j.Item] = true
+			} else {
+				delete(running, j.Item)
+			}
+			top = max(top, len(running))
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	begin := time.Now()
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	}()
+	waitFor(t, "every item succeeded", time.Minute, func() bool {
+		for i := range n {
+			if o, ok := mem.Outcome(fmt.Sprintf("b%03d", i)); !ok || o != itemapi.Succeeded {
+				return false
+			}
+		}
+		return true
+	})
+	got := time.Since(begin).Seconds()
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("makespan: the manager %.2f s, the simulator %.2f s; most at once: %d and %d", got, want.Makespan, top, want.MaxPods)
+	if top != want.MaxPods {
+		t.Errorf("most attempts at once: %d, the simulator says %d", top, want.MaxPods)
+	}
+	if got < 0.9*want.Makespan || got > 1.5*want.Makespan+1 {
+		t.Errorf("makespan %.2f s, the simulator's %.2f s: outside [0.9×, 1.5× + 1 s]", got, want.Makespan)
+	}
+}
+
+// notifying is a runner whose updates a test also sees.
+type notifying struct {
+	*pool.Runner
+	see func(runner.Job)
+}
+
+func (n notifying) Run(ctx context.Context, notify func(runner.Job)) error {
+	return n.Runner.Run(ctx, func(j runner.Job) { n.see(j); notify(j) })
 }
