@@ -485,3 +485,15 @@ type notifying struct {
 func (n notifying) Run(ctx context.Context, notify func(runner.Job)) error {
 	return n.Runner.Run(ctx, func(j runner.Job) { n.see(j); notify(j) })
 }
+
+// A worker with the wrong token stops at once and says why, rather than
+// asking again forever.
+func TestWrongTokenStopsTheWorker(t *testing.T) {
+	s := newPool(t, time.Second, 1, time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := pool.Work(ctx, pool.WorkerConfig{URL: s.srv.URL, Token: "not-the-token-0123456789", Name: "w", Command: []string{"/bin/true"}})
+	if err == nil || !strings.Contains(err.Error(), "ITEMQ_POOL_TOKEN") || ctx.Err() != nil {
+		t.Fatalf("Work with a wrong token = %v (ctx %v), want a prompt error naming ITEMQ_POOL_TOKEN", err, ctx.Err())
+	}
+}

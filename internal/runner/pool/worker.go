@@ -67,6 +67,8 @@ func Work(ctx context.Context, cfg WorkerConfig) error {
 		ls, err := w.lease(ctx)
 		switch {
 		case ctx.Err() != nil:
+		case errors.Is(err, errUnauthorized):
+			return err
 		case err != nil:
 			d := backoff.Delay(fails)
 			fails++
@@ -110,8 +112,15 @@ func (w *worker) lease(ctx context.Context) (*Lease, error) {
 		}
 		return &ls, nil
 	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		return nil, fmt.Errorf("%w: %w", errUnauthorized, statusError(resp))
+	}
 	return nil, statusError(resp)
 }
+
+// errUnauthorized: the manager refused the worker's token; trying again
+// will not help (a pod crash-loops and says why).
+var errUnauthorized = errors.New("the manager refused this worker's token (ITEMQ_POOL_TOKEN must be the manager's MANAGER_POOL_TOKEN)")
 
 func statusError(resp *http.Response) error {
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
