@@ -11,9 +11,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -24,6 +29,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/itemq/itemq/internal/manager"
+	"github.com/itemq/itemq/internal/runner/kube"
 	"github.com/itemq/itemq/internal/testutil"
 	"github.com/itemq/itemq/internal/testutil/kubetest"
 )
@@ -31,8 +37,8 @@ import (
 func TestMain(m *testing.M) { kubetest.Main(m) }
 
 // valuesFiles are the chart's example values (deploy/helm/itemq/ci): every
-// source kind, both item-file modes, everything optional.
-var valuesFiles = []string{"dir", "bucket", "kafka", "redis", "url", "full"}
+// source kind, both item-file modes, everything optional, the pool.
+var valuesFiles = []string{"dir", "bucket", "kafka", "redis", "url", "full", "pool"}
 
 func chartDir(t testing.TB) string {
 	return filepath.Join(testutil.ModuleRoot(t), "deploy", "helm", "itemq")
@@ -198,6 +204,10 @@ func TestSchemaRejectsWrongValues(t *testing.T) {
 		{[]string{"--set", "manager.fair.lowShare=2"}, "lowShare"},
 		{[]string{"--set", "manager.fair.key=t", "--set", "manager.fair.weights.a=-1"}, "weights"},
 		{[]string{"--set", "manager.fair.keyCap=2"}, "manager.fair.key"},
+		{[]string{"--set", "pool.leaseTTL=15 seconds"}, "leaseTTL"},
+		{[]string{"--set", "pool.tokn.name=x"}, "tokn"},
+		{[]string{"--set", "pool.token.key="}, "key"},
+		{[]string{"--set", "pool.enabled=true", "--set", "replicaCount=2", "--set", "leaderElection.enabled=false"}, "replicaCount"},
 	}
 	for _, c := range cases {
 		_, err := helmCmd(t, "", append([]string{"template", "q", chartDir(t)}, c.args...)...)
@@ -266,6 +276,20 @@ func TestTemplateRendersTheQueue(t *testing.T) {
 			if m.ReadinessProbe == nil || m.LivenessProbe == nil {
 				t.Error("the manager has no probes")
 			}
+			if v == "pool" {
+				if *d.Spec.Replicas != 1 || env["MANAGER_LEADER_ELECT"] != "false" || kinds["PodDisruptionBudget"] ||
+					d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+					t.Errorf("the pool's one manager: replicas %d, leader election %q, PDB %v, strategy %q",
+						*d.Spec.Replicas, env["MANAGER_LEADER_ELECT"], kinds["PodDisruptionBudget"], d.Spec.Strategy.Type)
+				}
+				if env["MANAGER_EXECUTION"] != "pool" || env["MANAGER_STATE_DIR"] != "/var/lib/itemq" {
+					t.Errorf("pool: manager env %v", env)
+				}
+			} else if env["MANAGER_EXECUTION"] != "" || env["MANAGER_STATE_DIR"] != "" ||
+				d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
+				t.Errorf("a Job per item: MANAGER_EXECUTION %q, MANAGER_STATE_DIR %q, strategy %q",
+					env["MANAGER_EXECUTION"], env["MANAGER_STATE_DIR"], d.Spec.Strategy.Type)
+			}
 			switch v {
 			case "url":
 				if len(spec.Containers) != 1 || env["MANAGER_SOURCE"] != "dir:///data/in?pattern=*.json" {
@@ -286,11 +310,11 @@ func TestTemplateRendersTheQueue(t *testing.T) {
 					t.Errorf("the ambassador listens on %q, want the loopback", envOf(a)["ITEMQ_ADDR"])
 				}
 				wantImage := map[string]string{"dir": "itemq/itemq-dir", "bucket": "itemq/itemq-bucket", "kafka": "itemq/itemq-kafka",
-					"redis": "itemq/itemq-redis", "full": "itemq/itemq-dir"}[v]
+					"redis": "itemq/itemq-redis", "full": "itemq/itemq-dir", "pool": "itemq/itemq-redis"}[v]
 				if !strings.HasPrefix(a.Image, wantImage+":") {
 					t.Errorf("ambassador image %s, want %s", a.Image, wantImage)
 				}
-				if *d.Spec.Replicas != 2 || env["MANAGER_LEADER_ELECT"] != "true" || !kinds["PodDisruptionBudget"] {
+				if v != "pool" && (*d.Spec.Replicas != 2 || env["MANAGER_LEADER_ELECT"] != "true" || !kinds["PodDisruptionBudget"]) {
 					t.Errorf("two replicas: replicas %d, leader election %q, PDB %v", *d.Spec.Replicas, env["MANAGER_LEADER_ELECT"], kinds["PodDisruptionBudget"])
 				}
 				if env["MANAGER_JOB_TTL"] != "86400s" && v != "full" {
@@ -341,57 +365,199 @@ func TestTemplateRendersTheQueue(t *testing.T) {
 	}
 }
 
-// The RBAC the chart grants, as rules: exactly what the runner calls.
-func TestRoleIsTheMinimum(t *testing.T) {
-	type rule struct{ group, resource, verbs string }
-	rules := func(objs []object) []rule {
-		var out []rule
-		var role struct {
-			Rules []struct {
-				APIGroups []string `json:"apiGroups"`
-				Resources []string `json:"resources"`
-				Verbs     []string `json:"verbs"`
-			} `json:"rules"`
-		}
-		if err := json.Unmarshal(find(t, objs, "Role").raw, &role); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range role.Rules {
-			for _, g := range r.APIGroups {
-				for _, res := range r.Resources {
-					v := append([]string{}, r.Verbs...)
-					sort.Strings(v)
-					out = append(out, rule{g, res, strings.Join(v, ",")})
-				}
+// roleRule is a rule of a Role for one group and resource, its verbs and
+// resourceNames sorted and joined.
+type roleRule struct{ group, resource, verbs, names string }
+
+// roleRules is the rendered Role's rules, one per group and resource,
+// sorted by group + resource (+ names).
+func roleRules(t testing.TB, objs []object) []roleRule {
+	t.Helper()
+	var role struct {
+		Rules []struct {
+			APIGroups     []string `json:"apiGroups"`
+			Resources     []string `json:"resources"`
+			Verbs         []string `json:"verbs"`
+			ResourceNames []string `json:"resourceNames"`
+		} `json:"rules"`
+	}
+	if err := json.Unmarshal(find(t, objs, "Role").raw, &role); err != nil {
+		t.Fatal(err)
+	}
+	var out []roleRule
+	for _, r := range role.Rules {
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				v := append([]string{}, r.Verbs...)
+				sort.Strings(v)
+				n := append([]string{}, r.ResourceNames...)
+				sort.Strings(n)
+				out = append(out, roleRule{g, res, strings.Join(v, ","), strings.Join(n, ",")})
 			}
 		}
-		sort.Slice(out, func(i, j int) bool { return out[i].group+out[i].resource < out[j].group+out[j].resource })
-		return out
 	}
-	// Sorted by group + resource, as rules() sorts them.
-	want := []rule{
-		{"batch", "jobs", "create,delete,get,list,patch,watch"},
-		{"", "configmaps", "create,delete,get,list,patch"},
-		{"coordination.k8s.io", "leases", "create,get,update"},
-		{"", "events", "create,patch"},
+	sortRules(out)
+	return out
+}
+
+func sortRules(rs []roleRule) {
+	sort.Slice(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		if a.group+a.resource != b.group+b.resource {
+			return a.group+a.resource < b.group+b.resource
+		}
+		return a.names < b.names
+	})
+}
+
+// The RBAC the chart grants, as rules: exactly what the runner calls.
+func TestRoleIsTheMinimum(t *testing.T) {
+	// Sorted by group + resource, as roleRules sorts them.
+	want := []roleRule{
+		{"batch", "jobs", "create,delete,get,list,patch,watch", ""},
+		{"", "configmaps", "create,delete,get,list,patch", ""},
+		{"coordination.k8s.io", "leases", "create,get,update", ""},
+		{"", "events", "create,patch", ""},
 	}
-	if got := rules(render(t, "rel", "ns1")); fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := roleRules(t, render(t, "rel", "ns1")); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("rules:\n got %v\nwant %v", got, want)
 	}
 	// Without leader election, no Lease.
-	noLease := []rule{want[0], want[1], want[3]}
-	if got := rules(render(t, "rel", "ns1", "-f", valuesFile(t, "url"))); fmt.Sprint(got) != fmt.Sprint(noLease) {
+	noLease := []roleRule{want[0], want[1], want[3]}
+	if got := roleRules(t, render(t, "rel", "ns1", "-f", valuesFile(t, "url"))); fmt.Sprint(got) != fmt.Sprint(noLease) {
 		t.Errorf("rules without leader election: %v", got)
 	}
 	// rbac.readPods adds read-only pods and logs, nothing else.
-	withPods := append([]rule{}, want...)
-	withPods = append(withPods, rule{"", "pods", "get,list"}, rule{"", "pods/log", "get,list"})
-	sort.Slice(withPods, func(i, j int) bool {
-		return withPods[i].group+withPods[i].resource < withPods[j].group+withPods[j].resource
-	})
-	if got := rules(render(t, "rel", "ns1", "--set", "rbac.readPods=true")); fmt.Sprint(got) != fmt.Sprint(withPods) {
+	withPods := append([]roleRule{}, want...)
+	withPods = append(withPods, roleRule{"", "pods", "get,list", ""}, roleRule{"", "pods/log", "get,list", ""})
+	sortRules(withPods)
+	if got := roleRules(t, render(t, "rel", "ns1", "--set", "rbac.readPods=true")); fmt.Sprint(got) != fmt.Sprint(withPods) {
 		t.Errorf("rules with rbac.readPods:\n got %v\nwant %v", got, withPods)
 	}
+	// pool.enabled adds what kube.Workers calls, get and update only on the
+	// pool's own Deployment and Secret (create cannot be limited to a name).
+	pool := append([]roleRule{}, noLease...)
+	pool = append(pool,
+		roleRule{"apps", "deployments", "create", ""},
+		roleRule{"apps", "deployments", "get,update", kube.DeploymentName("frames")},
+		roleRule{"", "secrets", "create", ""},
+		roleRule{"", "secrets", "get,update", "frames-pool"},
+		roleRule{"", "pods", "patch", ""})
+	sortRules(pool)
+	poolObjs := render(t, "rel", "ns1", "-f", valuesFile(t, "pool"))
+	got := roleRules(t, poolObjs)
+	if fmt.Sprint(got) != fmt.Sprint(pool) {
+		t.Errorf("rules with pool.enabled:\n got %v\nwant %v", got, pool)
+	}
+	// And those extra rules are exactly the calls workers.go makes through
+	// the client (group, resource, verb), read from its source: a call added
+	// there without its rule, or a rule kept for a call gone, fails here.
+	extra := map[string]bool{}
+	for _, r := range got {
+		if slices.Contains(noLease, roleRule{r.group, r.resource, r.verbs, ""}) {
+			continue
+		}
+		for _, v := range strings.Split(r.verbs, ",") {
+			extra[r.group+"/"+r.resource+" "+v] = true
+		}
+	}
+	calls := clientCalls(t, filepath.Join(testutil.ModuleRoot(t), "internal", "runner", "kube", "workers.go"))
+	if fmt.Sprint(calls) != fmt.Sprint(extra) {
+		t.Errorf("the pool's rules grant %v;\nworkers.go calls %v", extra, calls)
+	}
+	// The rules name the Deployment and Secret kube.Workers makes from the
+	// chart's Job template.
+	tmpl, _ := jobTemplate(t, poolObjs)
+	w, err := kube.NewWorkers(nil, kube.WorkersConfig{Queue: "frames", Namespace: "ns1", Template: tmpl,
+		URL: "http://m", Token: strings.Repeat("t", 16)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secret string
+	for _, e := range w.Deployment().Spec.Template.Spec.Containers[0].Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			secret = e.ValueFrom.SecretKeyRef.Name
+		}
+	}
+	if d := w.Deployment().Name; secret == "" || !slices.Contains(got, roleRule{"", "secrets", "get,update", secret}) ||
+		!slices.Contains(got, roleRule{"apps", "deployments", "get,update", d}) {
+		t.Errorf("the workers' Deployment is %q, their Secret %q; the rules: %v", d, secret, got)
+	}
+}
+
+// clientCalls is the API calls a file of package kube makes through a
+// client-go clientset, as "group/resource verb": X.AppsV1().Deployments(ns).Get(…),
+// directly or through a variable holding X.AppsV1().Deployments(ns).
+func clientCalls(t *testing.T, file string) map[string]bool {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := map[string]string{"CoreV1": "", "AppsV1": "apps", "BatchV1": "batch", "CoordinationV1": "coordination.k8s.io"}
+	// resource is the group/resource of X.<Group>().<Resources>(…).
+	resource := func(e ast.Expr) (string, bool) {
+		call, ok := e.(*ast.CallExpr)
+		if !ok {
+			return "", false
+		}
+		sel, ok := call.Fun.(*ast.SelectorExpr)
+		if !ok {
+			return "", false
+		}
+		inner, ok := sel.X.(*ast.CallExpr)
+		if !ok {
+			return "", false
+		}
+		gsel, ok := inner.Fun.(*ast.SelectorExpr)
+		if !ok {
+			return "", false
+		}
+		if !strings.HasSuffix(gsel.Sel.Name, "V1") && !strings.Contains(gsel.Sel.Name, "V1beta") {
+			return "", false
+		}
+		g, known := groups[gsel.Sel.Name]
+		if !known {
+			t.Fatalf("%s: the API group of %s() is not known to this test", file, gsel.Sel.Name)
+		}
+		return g + "/" + strings.ToLower(sel.Sel.Name), true
+	}
+	vars := map[string]string{} // variable → group/resource
+	ast.Inspect(f, func(n ast.Node) bool {
+		if as, ok := n.(*ast.AssignStmt); ok && len(as.Lhs) == len(as.Rhs) {
+			for i, rhs := range as.Rhs {
+				if r, ok := resource(rhs); ok {
+					if id, ok := as.Lhs[i].(*ast.Ident); ok {
+						vars[id.Name] = r
+					}
+				}
+			}
+		}
+		return true
+	})
+	calls := map[string]bool{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		sel, ok := call.Fun.(*ast.SelectorExpr)
+		if !ok {
+			return true
+		}
+		r, ok := resource(sel.X)
+		if id, isID := sel.X.(*ast.Ident); !ok && isID {
+			r, ok = vars[id.Name]
+		}
+		if ok {
+			calls[r+" "+strings.ToLower(sel.Sel.Name)] = true
+		}
+		return true
+	})
+	if len(calls) == 0 {
+		t.Fatalf("no client calls found in %s", file)
+	}
+	return calls
 }
 
 // deploy/ and the chart ship the same dashboard and rules.
@@ -524,5 +690,185 @@ func TestTokenAndInputAllow(t *testing.T) {
 		case c.secret != "" && (secret == nil || secret.Name != c.secret || len(secret.Data["token"]) < 32):
 			t.Errorf("%q: generated Secret %+v, want %s with a token of ≥ 32 bytes", c.args, secret, c.secret)
 		}
+	}
+}
+
+// pool.enabled: the manager runs the pool (MANAGER_EXECUTION=pool), its
+// workers reach it through the Service with a token from a Secret, its
+// record is in a state volume; disabled, no pool value changes anything.
+func TestPoolValues(t *testing.T) {
+	pool := []string{"--set", "pool.enabled=true", "--set", "replicaCount=1", "--set", "leaderElection.enabled=false"}
+	manager := func(objs []object) *appsv1.Deployment {
+		t.Helper()
+		return decode[appsv1.Deployment](t, find(t, objs, "Deployment"))
+	}
+	secrets := func(objs []object) map[string]*corev1.Secret {
+		out := map[string]*corev1.Secret{}
+		for _, o := range objs {
+			if o.Kind == "Secret" {
+				out[o.Meta.Name] = decode[corev1.Secret](t, o)
+			}
+		}
+		return out
+	}
+	// Generated tokens differ from one rendering to the next.
+	tokenLine := regexp.MustCompile(`(?m)^  token: .*$`)
+	renderText := func(args ...string) string {
+		out := helm(t, "", append([]string{"template", "rel", chartDir(t), "--namespace", "ns1"}, args...)...)
+		return tokenLine.ReplaceAllString(string(out), "  token: (random)")
+	}
+
+	// Disabled (the default), the pool's values change nothing, and there is
+	// no trace of it: no setting, no volume, no Secret, no rule.
+	for _, base := range [][]string{nil, {"-f", valuesFile(t, "url")}, {"-f", valuesFile(t, "full")}} {
+		before := renderText(base...)
+		after := renderText(append(append([]string{}, base...), "--set", "pool.token.name=s", "--set", "pool.token.key=k",
+			"--set", "pool.leaseTTL=99s", "--set", "pool.stateClaim=c")...)
+		if before != after {
+			t.Errorf("%q: pool values change the rendering with pool.enabled false", base)
+		}
+		for _, word := range []string{"MANAGER_EXECUTION", "MANAGER_POOL", "MANAGER_STATE_DIR", "/var/lib/itemq", "pool-token",
+			"Recreate", `"deployments"`, `"secrets"`, "itemq.io/role"} {
+			if strings.Contains(before, word) {
+				t.Errorf("%q: %s rendered with pool.enabled false", base, word)
+			}
+		}
+	}
+
+	// Enabled, with the generated token and an emptyDir.
+	objs := render(t, "rel", "ns1", pool...)
+	d := manager(objs)
+	spec := d.Spec.Template.Spec
+	m := spec.Containers[0]
+	env := envOf(m)
+	for k, want := range map[string]string{"MANAGER_EXECUTION": "pool", "MANAGER_POOL_URL": "http://rel-itemq.ns1.svc:8081",
+		"MANAGER_POOL_TOKEN": "(valueFrom)", "MANAGER_POOL_LEASE_TTL": "15s", "MANAGER_STATE_DIR": "/var/lib/itemq",
+		"MANAGER_LEADER_ELECT": "false", "MANAGER_RUNNER": "kubernetes"} {
+		if env[k] != want {
+			t.Errorf("%s=%q, want %q", k, env[k], want)
+		}
+	}
+	if svc := find(t, objs, "Service"); !strings.HasPrefix(env["MANAGER_POOL_URL"], "http://"+svc.Meta.Name+"."+svc.Meta.Namespace+".svc:") {
+		t.Errorf("MANAGER_POOL_URL=%s is not the Service %s", env["MANAGER_POOL_URL"], svc.id())
+	}
+	secretRef := func(c corev1.Container, name string) *corev1.SecretKeySelector {
+		for _, e := range c.Env {
+			if e.Name == name && e.ValueFrom != nil {
+				return e.ValueFrom.SecretKeyRef
+			}
+		}
+		return nil
+	}
+	if ref := secretRef(m, "MANAGER_POOL_TOKEN"); ref == nil || ref.Name != "rel-itemq-pool-token" || ref.Key != "token" {
+		t.Errorf("MANAGER_POOL_TOKEN from %+v", ref)
+	}
+	if s := secrets(objs)["rel-itemq-pool-token"]; s == nil || len(s.Data["token"]) != 40 {
+		t.Errorf("the generated pool token Secret: %+v", s)
+	} else if mt := secrets(objs)["rel-itemq-token"]; mt == nil || bytes.Equal(mt.Data["token"], s.Data["token"]) {
+		t.Error("the pool's token is the status API's (or there is no API token)")
+	}
+	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType || d.Spec.Strategy.RollingUpdate != nil {
+		t.Errorf("strategy %+v, want Recreate: never two managers of the pool", d.Spec.Strategy)
+	}
+	state := func(spec corev1.PodSpec, c corev1.Container) (*corev1.Volume, *corev1.VolumeMount) {
+		var v *corev1.Volume
+		var vm *corev1.VolumeMount
+		for i := range spec.Volumes {
+			if spec.Volumes[i].Name == "state" {
+				v = &spec.Volumes[i]
+			}
+		}
+		for i := range c.VolumeMounts {
+			if c.VolumeMounts[i].MountPath == "/var/lib/itemq" {
+				vm = &c.VolumeMounts[i]
+			}
+		}
+		return v, vm
+	}
+	v, vm := state(spec, m)
+	if v == nil || v.EmptyDir == nil || vm == nil || vm.Name != "state" || vm.ReadOnly {
+		t.Errorf("the state volume %+v, mounted %+v; want an emptyDir, read-write", v, vm)
+	}
+	// The root filesystem is read-only: the state directory is the volume,
+	// which the manager's group may write (fsGroup).
+	if sc := m.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Errorf("manager security context %+v", m.SecurityContext)
+	}
+	if psc := spec.SecurityContext; psc == nil || psc.FSGroup == nil || psc.RunAsGroup == nil || *psc.FSGroup != *psc.RunAsGroup {
+		t.Errorf("pod security context %+v: want fsGroup = the manager's group", spec.SecurityContext)
+	}
+
+	// A claim, a Secret of one's own, another Service port and lease.
+	objs = render(t, "rel", "ns2", append(append([]string{}, pool...), "--set", "pool.stateClaim=q-state",
+		"--set", "pool.token.name=my-pool", "--set", "pool.token.key=t", "--set", "service.port=9000",
+		"--set", "pool.leaseTTL=1m", "--set", "fullnameOverride=q")...)
+	d = manager(objs)
+	m = d.Spec.Template.Spec.Containers[0]
+	env = envOf(m)
+	if env["MANAGER_POOL_URL"] != "http://q.ns2.svc:9000" || env["MANAGER_POOL_LEASE_TTL"] != "1m" {
+		t.Errorf("MANAGER_POOL_URL=%q, MANAGER_POOL_LEASE_TTL=%q", env["MANAGER_POOL_URL"], env["MANAGER_POOL_LEASE_TTL"])
+	}
+	if ref := secretRef(m, "MANAGER_POOL_TOKEN"); ref == nil || ref.Name != "my-pool" || ref.Key != "t" {
+		t.Errorf("MANAGER_POOL_TOKEN from %+v", ref)
+	}
+	if _, ok := secrets(objs)["q-pool-token"]; ok {
+		t.Error("a pool token Secret was generated though pool.token.name is set")
+	}
+	v, vm = state(d.Spec.Template.Spec, m)
+	if v == nil || v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != "q-state" || v.EmptyDir != nil ||
+		vm == nil || vm.ReadOnly {
+		t.Errorf("the state volume %+v, mounted %+v; want the claim q-state, read-write", v, vm)
+	}
+
+	// The NetworkPolicy lets the workers reach the manager when it names
+	// its peers (by default it admits every pod of the namespace).
+	npFrom := func(objs []object) []string {
+		var np struct {
+			Spec struct {
+				Ingress []struct {
+					From []json.RawMessage `json:"from"`
+				} `json:"ingress"`
+			} `json:"spec"`
+		}
+		if err := json.Unmarshal(find(t, objs, "NetworkPolicy").raw, &np); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, in := range np.Spec.Ingress {
+			for _, f := range in.From {
+				out = append(out, string(f))
+			}
+		}
+		return out
+	}
+	worker := `{"podSelector":{"matchLabels":{"itemq.io/queue":"frames","itemq.io/role":"worker"}}}`
+	if from := npFrom(render(t, "rel", "ns1", "-f", valuesFile(t, "pool"))); !slices.Contains(from, worker) {
+		t.Errorf("the NetworkPolicy does not admit the workers: %v", from)
+	}
+	if from := npFrom(render(t, "rel", "ns1", append(append([]string{}, pool...), "--set", "networkPolicy.enabled=true")...)); fmt.Sprint(from) != `[{"podSelector":{}}]` {
+		t.Errorf("the default NetworkPolicy peers: %v", from)
+	}
+	if from := npFrom(render(t, "rel", "ns1", "-f", valuesFile(t, "full"))); slices.Contains(from, strings.ReplaceAll(worker, "frames", "renders")) {
+		t.Errorf("the NetworkPolicy admits workers without pool.enabled: %v", from)
+	}
+
+	// Not with more than one manager, leader election, or a pipeline.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--set", "pool.enabled=true"}, "pool.enabled needs replicaCount=1 and leaderElection.enabled=false"},
+		{[]string{"--set", "pool.enabled=true", "--set", "replicaCount=1"}, "pool.enabled needs replicaCount=1 and leaderElection.enabled=false"},
+		{[]string{"--set", "pool.enabled=true", "--set", "leaderElection.enabled=false"}, "replicaCount"},
+		{append(append([]string{}, pool...), "--set-json", `job.steps=[["a"],["b"]]`), "job.steps"},
+	} {
+		_, err := helmCmd(t, "", append([]string{"template", "q", chartDir(t)}, c.args...)...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want an error about %q", c.args, err, c.want)
+		}
+	}
+	// One step is one executor: fine.
+	if env := envOf(manager(render(t, "rel", "ns1", append(append([]string{}, pool...), "--set-json", `job.steps=[["a"]]`)...)).Spec.Template.Spec.Containers[0]); env["MANAGER_STEPS"] != `[["a"]]` {
+		t.Errorf("one step with the pool: MANAGER_STEPS=%q", env["MANAGER_STEPS"])
 	}
 }

@@ -1,8 +1,11 @@
 package deploy_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,12 +16,14 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
+	"github.com/itemq/itemq/internal/runner/kube"
 	"github.com/itemq/itemq/internal/testutil"
 	"github.com/itemq/itemq/internal/testutil/kubetest"
 )
@@ -430,4 +435,168 @@ func jobUIDs(t *testing.T, c kubernetes.Interface, ns string) map[string]types.U
 		out[j.Name] = j.UID
 	}
 	return out
+}
+
+// With pool.enabled, the ServiceAccount's RBAC is what kube.Workers (the
+// manager's code) needs, used as it uses it: with the ServiceAccount's
+// token it creates the workers' Secret and Deployment, scales them, marks
+// an idle worker's pod to go first, and updates both with a new token; it
+// still reads no other Secret and touches no other Deployment. The
+// generated pool token survives an upgrade.
+func TestIntegrationPoolRBAC(t *testing.T) {
+	cp := kubetest.Get(t)
+	ctx := context.Background()
+	ns := cp.Namespace(t)
+	admin := cp.Client(t)
+	const rel, queue = "frames", "frames"
+	values := []string{"-f", valuesFile(t, "pool")}
+	helm(t, cp.Kubeconfig, append([]string{"install", rel, chartDir(t), "--namespace", ns}, values...)...)
+	poolToken := func() string {
+		t.Helper()
+		s, err := admin.CoreV1().Secrets(ns).Get(ctx, rel+"-itemq-pool-token", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(s.Data["token"])
+	}
+	token := poolToken()
+	if len(token) != 40 {
+		t.Fatalf("the generated pool token has %d characters", len(token))
+	}
+	helm(t, cp.Kubeconfig, append([]string{"upgrade", rel, chartDir(t), "--namespace", ns, "--set", "manager.maxActive=9"}, values...)...)
+	if again := poolToken(); again != token {
+		t.Error("helm upgrade replaced the generated pool token")
+	}
+
+	saToken, err := cp.Token(ctx, ns, rel+"-itemq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, err := kubernetes.NewForConfig(cp.TokenConfig(saToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep, err := admin.AppsV1().Deployments(ns).Get(ctx, rel+"-itemq", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := envOf(dep.Spec.Template.Spec.Containers[0])
+	var command []string
+	if err := json.Unmarshal([]byte(env["MANAGER_COMMAND"]), &command); err != nil {
+		t.Fatalf("MANAGER_COMMAND=%q: %v", env["MANAGER_COMMAND"], err)
+	}
+	cm, err := admin.CoreV1().ConfigMaps(ns).Get(ctx, rel+"-itemq-job-template", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := kube.ParseTemplate([]byte(cm.Data["job-template.yaml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warnings bytes.Buffer
+	workers := func(token string) *kube.Workers {
+		t.Helper()
+		w, err := kube.NewWorkers(sa, kube.WorkersConfig{Queue: queue, Namespace: ns, Template: tmpl, Command: command,
+			URL: env["MANAGER_POOL_URL"], Token: token,
+			Log: slog.New(slog.NewTextHandler(&warnings, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	w := workers(token)
+	if err := w.Scale(ctx, 2, nil); err != nil {
+		t.Fatalf("create the workers as the ServiceAccount: %v", err)
+	}
+	if err := w.Scale(ctx, 2, nil); err != nil {
+		t.Fatalf("read the workers as the ServiceAccount: %v", err)
+	}
+	sel := metav1.ListOptions{LabelSelector: "itemq.io/queue=" + queue + ",itemq.io/role=worker"}
+	var pods []string
+	testutil.Eventually(t, time.Minute, "the workers' two pods", func() error {
+		list, err := admin.CoreV1().Pods(ns).List(ctx, sel)
+		if err != nil {
+			return err
+		}
+		pods = pods[:0]
+		for _, p := range list.Items {
+			pods = append(pods, p.Name)
+		}
+		if len(pods) != 2 {
+			return fmt.Errorf("%d pods", len(pods))
+		}
+		return nil
+	})
+	// Scale down, the first pod marked idle: the ReplicaSet removes it. (An
+	// update may conflict with the deployment controller's status writes;
+	// the manager tries again, as here.)
+	scale := func(what string, w *kube.Workers, n int, idle []string) {
+		t.Helper()
+		testutil.Eventually(t, 30*time.Second, what+" as the ServiceAccount", func() error {
+			err := w.Scale(ctx, n, idle)
+			if apierrors.IsForbidden(err) {
+				t.Fatalf("%s as the ServiceAccount: %v", what, err)
+			}
+			return err
+		})
+	}
+	scale("scale the workers down", w, 1, pods[:1])
+	if warnings.Len() > 0 {
+		t.Errorf("kube.Workers warned: %s", warnings.String())
+	}
+	testutil.Eventually(t, time.Minute, "the idle pod removed", func() error {
+		list, err := admin.CoreV1().Pods(ns).List(ctx, sel)
+		if err != nil {
+			return err
+		}
+		var left []string
+		for _, p := range list.Items {
+			if p.DeletionTimestamp == nil {
+				left = append(left, p.Name)
+			}
+		}
+		if len(left) != 1 || left[0] == pods[0] {
+			return fmt.Errorf("pods left %v; the idle one was %s", left, pods[0])
+		}
+		return nil
+	})
+	// A new token: the Secret is updated and the workers roll.
+	before, err := admin.AppsV1().Deployments(ns).Get(ctx, kube.DeploymentName(queue), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newToken := strings.Repeat("n", 32)
+	scale("update the workers", workers(newToken), 1, nil)
+	s, err := admin.CoreV1().Secrets(ns).Get(ctx, queue+"-pool", metav1.GetOptions{})
+	if err != nil || string(s.Data["token"]) != newToken {
+		t.Errorf("the workers' Secret after a new token: %v %v", err, s)
+	}
+	after, err := admin.AppsV1().Deployments(ns).Get(ctx, kube.DeploymentName(queue), metav1.GetOptions{})
+	if err != nil || after.Annotations[kube.AnnotationSpecHash] == before.Annotations[kube.AnnotationSpecHash] {
+		t.Errorf("the workers' Deployment did not roll with the new token: %v", err)
+	}
+
+	// Nothing beyond.
+	can := func(verb, group, resource, name string) bool {
+		t.Helper()
+		r, err := sa.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: ns, Verb: verb, Group: group, Resource: resource, Name: name}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("access review: %v", err)
+		}
+		return r.Status.Allowed
+	}
+	for _, a := range [][4]string{
+		{"get", "", "secrets", rel + "-itemq-pool-token"}, {"get", "", "secrets", rel + "-itemq-token"}, {"list", "", "secrets", ""},
+		{"watch", "", "secrets", ""}, {"delete", "", "secrets", queue + "-pool"}, {"update", "", "secrets", "other"},
+		{"get", "apps", "deployments", rel + "-itemq"}, {"update", "apps", "deployments", rel + "-itemq"},
+		{"patch", "apps", "deployments", kube.DeploymentName(queue)}, {"delete", "apps", "deployments", kube.DeploymentName(queue)},
+		{"list", "apps", "deployments", ""}, {"delete", "", "pods", ""}, {"create", "", "pods", ""}, {"list", "", "pods", ""},
+	} {
+		if can(a[0], a[1], a[2], a[3]) {
+			t.Errorf("the ServiceAccount may %v, which the pool does not need", a)
+		}
+	}
 }
