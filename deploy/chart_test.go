@@ -285,7 +285,7 @@ func TestTemplateRendersTheQueue(t *testing.T) {
 				if env["MANAGER_EXECUTION"] != "pool" || env["MANAGER_STATE_DIR"] != "/var/lib/itemq" {
 					t.Errorf("pool: manager env %v", env)
 				}
-			} else if env["MANAGER_EXECUTION"] != "" || env["MANAGER_STATE_DIR"] != "" ||
+			} else if env["MANAGER_EXECUTION"] != "" || env["MANAGER_STATE_DIR"] != "/var/lib/itemq" ||
 				d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
 				t.Errorf("a Job per item: MANAGER_EXECUTION %q, MANAGER_STATE_DIR %q, strategy %q",
 					env["MANAGER_EXECUTION"], env["MANAGER_STATE_DIR"], d.Spec.Strategy.Type)
@@ -719,7 +719,7 @@ func TestPoolValues(t *testing.T) {
 	}
 
 	// Disabled (the default), the pool's values change nothing, and there is
-	// no trace of it: no setting, no volume, no Secret, no rule.
+	// no trace of it: no setting, no Secret, no rule.
 	for _, base := range [][]string{nil, {"-f", valuesFile(t, "url")}, {"-f", valuesFile(t, "full")}} {
 		before := renderText(base...)
 		after := renderText(append(append([]string{}, base...), "--set", "pool.token.name=s", "--set", "pool.token.key=k",
@@ -727,7 +727,7 @@ func TestPoolValues(t *testing.T) {
 		if before != after {
 			t.Errorf("%q: pool values change the rendering with pool.enabled false", base)
 		}
-		for _, word := range []string{"MANAGER_EXECUTION", "MANAGER_POOL", "MANAGER_STATE_DIR", "/var/lib/itemq", "pool-token",
+		for _, word := range []string{"MANAGER_EXECUTION", "MANAGER_POOL", "pool-token",
 			"Recreate", `"deployments"`, `"secrets"`, "itemq.io/role"} {
 			if strings.Contains(before, word) {
 				t.Errorf("%q: %s rendered with pool.enabled false", base, word)
@@ -870,5 +870,43 @@ func TestPoolValues(t *testing.T) {
 	// One step is one executor: fine.
 	if env := envOf(manager(render(t, "rel", "ns1", append(append([]string{}, pool...), "--set-json", `job.steps=[["a"]]`)...)).Spec.Template.Spec.Containers[0]); env["MANAGER_STEPS"] != `[["a"]]` {
 		t.Errorf("one step with the pool: MANAGER_STEPS=%q", env["MANAGER_STEPS"])
+	}
+}
+
+// The manager writes its records (Idempotency-Keys, webhook deliveries, the
+// pool's jobs) in MANAGER_STATE_DIR, and its root filesystem is read-only:
+// every rendering sets MANAGER_STATE_DIR on a writable volume of the pod
+// (without it the manager defaulted to ~/.local/state on the read-only root
+// and could not start).
+func TestManagerStateDirIsWritable(t *testing.T) {
+	pool := []string{"--set", "pool.enabled=true", "--set", "replicaCount=1", "--set", "leaderElection.enabled=false"}
+	for _, args := range [][]string{nil, {"-f", valuesFile(t, "url")}, {"-f", valuesFile(t, "full")}, pool,
+		append(slices.Clone(pool), "--set", "pool.stateClaim=claim")} {
+		d := decode[appsv1.Deployment](t, find(t, render(t, "rel", "ns1", args...), "Deployment"))
+		pod := d.Spec.Template.Spec
+		c := pod.Containers[0]
+		if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
+			t.Fatalf("%q: the manager's root filesystem is no longer read-only: this test assumes it", args)
+		}
+		dir := envOf(c)["MANAGER_STATE_DIR"]
+		if dir == "" {
+			t.Errorf("%q: MANAGER_STATE_DIR is not set: the manager would write under its home on the read-only root", args)
+			continue
+		}
+		var vol string
+		for _, m := range c.VolumeMounts {
+			if m.MountPath == dir && !m.ReadOnly {
+				vol = m.Name
+			}
+		}
+		ok := false
+		for _, v := range pod.Volumes {
+			if v.Name == vol && (v.EmptyDir != nil || v.PersistentVolumeClaim != nil) {
+				ok = true
+			}
+		}
+		if !ok {
+			t.Errorf("%q: MANAGER_STATE_DIR=%s is not a writable emptyDir or claim mounted in the manager (volume %q)", args, dir, vol)
+		}
 	}
 }
