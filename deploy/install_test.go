@@ -252,7 +252,7 @@ func TestIntegrationInstallUpgradeUninstall(t *testing.T) {
 	amb := testutil.StartServer(t, testutil.Binary(t, "ambassadors/dir"), "ITEMQ_ADDR", ambEnv...)
 	mgrEnv := processEnv(t, containers[0], ns, map[string]string{
 		"MANAGER_SOURCE": amb.URL(), "MANAGER_ADDR": "127.0.0.1:0", "MANAGER_JOB_TEMPLATE": tmplFile,
-		"KUBECONFIG": kubeconfig,
+		"KUBECONFIG": kubeconfig, "MANAGER_STATE_DIR": t.TempDir(), // the pod's volume
 	})
 	mgr := testutil.StartServer(t, testutil.Binary(t, "manager"), "MANAGER_ADDR", mgrEnv...)
 	items := []string{"a.mp4", "b.mp4", "c.mp4", "d.txt"}
