@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -143,38 +144,47 @@ func (w *Workers) Scale(ctx context.Context, n int, idle []string) error {
 		return err
 	}
 	deploys := w.client.AppsV1().Deployments(w.cfg.Namespace)
-	cur, err := deploys.Get(ctx, w.deploy.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		d := w.deploy.DeepCopy()
-		d.Spec.Replicas = ptr.To(int32(n))
-		if _, err := deploys.Create(ctx, d, metav1.CreateOptions{FieldManager: "itemq-manager"}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create the pool's Deployment %s: %w", d.Name, err)
+	marked := false
+	// The Deployment controller writes the object's status beside us: an
+	// update that conflicts is made again on the new version.
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := deploys.Get(ctx, w.deploy.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			d := w.deploy.DeepCopy()
+			d.Spec.Replicas = ptr.To(int32(n))
+			if _, err := deploys.Create(ctx, d, metav1.CreateOptions{FieldManager: "itemq-manager"}); err != nil && !apierrors.IsAlreadyExists(err) {
+				return fmt.Errorf("create the pool's Deployment %s: %w", d.Name, err)
+			}
+			w.log.Info("pool: Deployment created", "deployment", d.Name, "replicas", n)
+			return nil
 		}
-		w.log.Info("pool: Deployment created", "deployment", d.Name, "replicas", n)
+		if err != nil {
+			return fmt.Errorf("read the pool's Deployment %s: %w", w.deploy.Name, err)
+		}
+		have := int(ptr.Deref(cur.Spec.Replicas, 1))
+		stale := cur.Annotations[AnnotationSpecHash] != w.deploy.Annotations[AnnotationSpecHash]
+		if have == n && !stale {
+			return nil
+		}
+		if n < have && !marked {
+			w.markIdle(ctx, idle, have-n)
+			marked = true
+		}
+		d := cur.DeepCopy()
+		d.Spec.Replicas = ptr.To(int32(n))
+		if stale {
+			d.Labels, d.Annotations = w.deploy.Labels, merge(d.Annotations, w.deploy.Annotations)
+			d.Spec.Selector, d.Spec.Template = w.deploy.Spec.Selector, w.deploy.Spec.Template
+			w.log.Info("pool: the workers' spec changed; rolling them", "deployment", d.Name)
+		}
+		if _, err := deploys.Update(ctx, d, metav1.UpdateOptions{FieldManager: "itemq-manager"}); err != nil {
+			if apierrors.IsConflict(err) {
+				return err
+			}
+			return fmt.Errorf("scale the pool's Deployment %s to %d: %w", d.Name, n, err)
+		}
 		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read the pool's Deployment %s: %w", w.deploy.Name, err)
-	}
-	have := int(ptr.Deref(cur.Spec.Replicas, 1))
-	stale := cur.Annotations[AnnotationSpecHash] != w.deploy.Annotations[AnnotationSpecHash]
-	if have == n && !stale {
-		return nil
-	}
-	if n < have {
-		w.markIdle(ctx, idle, have-n)
-	}
-	d := cur.DeepCopy()
-	d.Spec.Replicas = ptr.To(int32(n))
-	if stale {
-		d.Labels, d.Annotations = w.deploy.Labels, merge(d.Annotations, w.deploy.Annotations)
-		d.Spec.Selector, d.Spec.Template = w.deploy.Spec.Selector, w.deploy.Spec.Template
-		w.log.Info("pool: the workers' spec changed; rolling them", "deployment", d.Name)
-	}
-	if _, err := deploys.Update(ctx, d, metav1.UpdateOptions{FieldManager: "itemq-manager"}); err != nil {
-		return fmt.Errorf("scale the pool's Deployment %s to %d: %w", d.Name, n, err)
-	}
-	return nil
+	})
 }
 
 // markIdle gives up to k idle workers' pods the lowest deletion cost, so

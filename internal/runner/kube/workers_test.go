@@ -2,13 +2,17 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 )
 
@@ -87,4 +91,33 @@ func marked(t *testing.T, c *fake.Clientset, pod string) bool {
 		t.Fatal(err)
 	}
 	return p.Annotations[AnnotationDeletionCost] == "-1000"
+}
+
+// An update that conflicts with the Deployment controller's status write is
+// made again on the new version, not given up until the next resize.
+func TestWorkersScaleRetriesAConflict(t *testing.T) {
+	ctx := context.Background()
+	client := fake.NewSimpleClientset()
+	w, err := NewWorkers(client, WorkersConfig{Queue: "q", Namespace: "ns", Template: poolTemplate(), URL: "http://m:8081", Token: "0123456789abcdefgh"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Scale(ctx, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	conflicts := 0
+	client.PrependReactor("update", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if conflicts < 2 {
+			conflicts++
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "deployments"}, DeploymentName("q"), errors.New("the object has been modified"))
+		}
+		return false, nil, nil
+	})
+	if err := w.Scale(ctx, 3, nil); err != nil {
+		t.Fatalf("Scale after two conflicts: %v", err)
+	}
+	d, _ := client.AppsV1().Deployments("ns").Get(ctx, DeploymentName("q"), metav1.GetOptions{})
+	if conflicts != 2 || ptr.Deref(d.Spec.Replicas, 0) != 3 {
+		t.Fatalf("%d conflicts, replicas %d; want 2 and 3", conflicts, ptr.Deref(d.Spec.Replicas, 0))
+	}
 }

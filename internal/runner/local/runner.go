@@ -583,7 +583,9 @@ func (r *Runner) runJob(ctx context.Context, it *itemapi.Item, doc []byte, resum
 	if resumed {
 		// The interrupted attempt did not finish: it does not count.
 		r.update(it.Name, func(j *runner.Job) {
-			if j.Phase == runner.PhaseRunning && j.Attempts > 0 {
+			// Running, or (PendingUntilRan) offered to its launcher: not
+			// a Pending job waiting for its retry, whose attempt ended.
+			if (j.Phase == runner.PhaseRunning || j.Phase == runner.PhasePending && j.RetryAt.IsZero()) && j.Attempts > 0 {
 				j.Attempts--
 			}
 			if h := j.History; len(h) > 0 && h[len(h)-1].FinishedAt.IsZero() {

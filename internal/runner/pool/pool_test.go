@@ -497,3 +497,60 @@ func TestWrongTokenStopsTheWorker(t *testing.T) {
 		t.Fatalf("Work with a wrong token = %v (ctx %v), want a prompt error naming ITEMQ_POOL_TOKEN", err, ctx.Err())
 	}
 }
+
+// An attempt still waiting for a worker when the manager stops does not
+// count: after the restart the item runs, once, as its first attempt.
+func TestRestartWhileWaitingForAWorker(t *testing.T) {
+	worker, probe := bins(t)
+	state, work := t.TempDir(), t.TempDir()
+	var h http.Handler
+	var hmu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hmu.Lock()
+		hh := h
+		hmu.Unlock()
+		hh.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	procs := &pool.Processes{Command: []string{worker, probe}, URL: srv.URL, Token: token, Env: []string{"TMPDIR=" + work}}
+	mk := func() *pool.Runner {
+		r, err := pool.New(pool.Config{
+			Config:   local.Config{Queue: "q", StateDir: state, MaxAttempts: 1, NoSync: true},
+			Launcher: pool.LauncherConfig{Token: token, TTL: time.Second, Grace: 100 * time.Millisecond},
+			Resize:   100 * time.Millisecond,
+		}, procs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hmu.Lock()
+		h = r.Handler()
+		hmu.Unlock()
+		return r
+	}
+	r1 := mk()
+	r1.SetParallelism(0)
+	ctx1, stop1 := context.WithCancel(context.Background())
+	done1 := make(chan error, 1)
+	go func() { done1 <- r1.Run(ctx1, func(runner.Job) {}) }()
+	if err := r1.Start(context.Background(), itemapi.NewItem("waits", []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "offered", 10*time.Second, func() bool { return r1.Launcher().Offered() == 1 })
+	stop1()
+	<-done1
+
+	r2 := mk()
+	r2.SetParallelism(1)
+	var mu sync.Mutex
+	var last runner.Job
+	ctx2, stop2 := context.WithCancel(context.Background())
+	done2 := make(chan error, 1)
+	go func() { done2 <- r2.Run(ctx2, func(j runner.Job) { mu.Lock(); last = j; mu.Unlock() }) }()
+	defer func() { stop2(); <-done2 }()
+	waitFor(t, "succeeded after the restart", 30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return last.Phase.Finished() })
+	mu.Lock()
+	defer mu.Unlock()
+	if last.Phase != runner.PhaseSucceeded || last.Attempts != 1 {
+		t.Fatalf("after the restart: %s with %d attempts (history %+v); want succeeded in 1 (MANAGER_MAX_ATTEMPTS=1: the interrupted offer must not count)", last.Phase, last.Attempts, last.History)
+	}
+}
