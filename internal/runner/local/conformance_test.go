@@ -10,20 +10,7 @@ import (
 	"github.com/itemq/itemq/internal/runner/local"
 	"github.com/itemq/itemq/internal/runner/runnertest"
 	"github.com/itemq/itemq/internal/testutil"
-	"github.com/itemq/itemq/itemapi"
 )
-
-// probeItem is an item for the probe executor (container/testdata/probe).
-func probeItem(name string, b runnertest.Behaviour) *itemapi.Item {
-	data := `{"printEnv":true}`
-	switch b {
-	case runnertest.Fail:
-		data = `{"exit":1}`
-	case runnertest.Block:
-		data = `{"sleepMs":600000}`
-	}
-	return itemapi.NewItem(name, []byte(data))
-}
 
 func TestConformance(t *testing.T) {
 	bin := testutil.Binary(t, "internal/runner/container/testdata/probe")
@@ -41,7 +28,7 @@ func TestConformance(t *testing.T) {
 		}
 		return runnertest.Harness{
 			Runner: r,
-			Item:   probeItem,
+			Item:   runnertest.ProbeItem,
 			Env: func(t *testing.T, j runner.Job) (map[string]string, runner.EnvSpec) {
 				got := runnertest.EnvFromLog(t, r.LogPath(j.Item))
 				// The attempt's private directory is random: it must be

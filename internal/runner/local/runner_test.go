@@ -62,7 +62,7 @@ func TestHashCollision(t *testing.T) {
 	}
 	updates := run(t, r)
 	ctx := context.Background()
-	a, b := probeItem("a", runnertest.Succeed), probeItem("b", runnertest.Succeed)
+	a, b := runnertest.ProbeItem("a", runnertest.Succeed), runnertest.ProbeItem("b", runnertest.Succeed)
 	if err := r.Start(ctx, a); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestJobsBeforeRunAndReopen(t *testing.T) {
 	updates := make(chan runner.Job, 100)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx, func(j runner.Job) { updates <- j }) }()
-	if err := r.Start(ctx, probeItem("a", runnertest.Succeed)); err != nil {
+	if err := r.Start(ctx, runnertest.ProbeItem("a", runnertest.Succeed)); err != nil {
 		t.Fatal(err)
 	}
 	waitFinished(t, updates, "a")

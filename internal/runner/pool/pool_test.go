@@ -28,18 +28,6 @@ import (
 
 const token = "pool-test-token-0123456789"
 
-// probeItem is an item for the probe executor (container/testdata/probe).
-func probeItem(name string, b runnertest.Behaviour) *itemapi.Item {
-	data := `{"printEnv":true}`
-	switch b {
-	case runnertest.Fail:
-		data = `{"exit":1}`
-	case runnertest.Block:
-		data = `{"sleepMs":600000}`
-	}
-	return itemapi.NewItem(name, []byte(data))
-}
-
 // bins are the worker and the probe executor it runs for each item.
 func bins(t *testing.T) (worker, probe string) {
 	return testutil.Binary(t, "internal/runner/pool/testdata/worker"), testutil.Binary(t, "internal/runner/container/testdata/probe")
@@ -86,7 +74,7 @@ func TestConformance(t *testing.T) {
 		s.r.SetParallelism(3)
 		return runnertest.Harness{
 			Runner: s.r,
-			Item:   probeItem,
+			Item:   runnertest.ProbeItem,
 			Env: func(t *testing.T, j runner.Job) (map[string]string, runner.EnvSpec) {
 				got := runnertest.EnvFromLog(t, s.r.LogPath(j.Item))
 				dir := filepath.Dir(got["WORK_ITEM_FILE"])
@@ -319,6 +307,39 @@ func TestCancelReachesTheWorker(t *testing.T) {
 	}
 }
 
+// switchable is a test server whose handler is the latest runner's: a
+// manager restarted on the same address.
+type switchable struct {
+	*httptest.Server
+	mu sync.Mutex
+	h  http.Handler
+}
+
+func newSwitchable(t *testing.T) *switchable {
+	s := &switchable{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		h := s.h
+		s.mu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// runner makes a pool runner and serves its protocol from now on.
+func (s *switchable) runner(t *testing.T, cfg pool.Config, w pool.Workers) *pool.Runner {
+	t.Helper()
+	r, err := pool.New(cfg, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.h = r.Handler()
+	s.mu.Unlock()
+	return r
+}
+
 // keep are workers that outlive the manager, as a Deployment's pods do.
 type keep struct{ p *pool.Processes }
 
@@ -330,15 +351,7 @@ func (k keep) Scale(ctx context.Context, n int, idle []string) error { return k.
 func TestManagerRestartNeverRunsTwiceAtOnce(t *testing.T) {
 	worker, _ := bins(t)
 	state, work, marks := t.TempDir(), t.TempDir(), t.TempDir()
-	var h http.Handler
-	var hmu sync.Mutex
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hmu.Lock()
-		hh := h
-		hmu.Unlock()
-		hh.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
+	srv := newSwitchable(t)
 	// The executor: a run marks itself in flight for 1.5 s and notes if
 	// another run was in flight when it started.
 	script := `echo start >> "$MARKS/log"; [ -e "$MARKS/lock" ] && echo OVERLAP >> "$MARKS/log"; touch "$MARKS/lock"
@@ -348,18 +361,11 @@ sleep 1.5 & wait; rm -f "$MARKS/lock"; echo done >> "$MARKS/log"`
 		Env: []string{"TMPDIR=" + work, "MARKS=" + marks, "PATH=" + os.Getenv("PATH")}}
 	t.Cleanup(func() { procs.Stop(5 * time.Second) })
 	mk := func() *pool.Runner {
-		r, err := pool.New(pool.Config{
+		return srv.runner(t, pool.Config{
 			Config:   local.Config{Queue: "q", StateDir: state, MaxAttempts: 3, NoSync: true},
 			Launcher: pool.LauncherConfig{Token: token, TTL: 2 * time.Second, Grace: time.Second},
 			Resize:   100 * time.Millisecond,
 		}, keep{procs})
-		if err != nil {
-			t.Fatal(err)
-		}
-		hmu.Lock()
-		h = r.Handler()
-		hmu.Unlock()
-		return r
 	}
 	var mu sync.Mutex
 	last := runner.Job{}
@@ -503,29 +509,14 @@ func TestWrongTokenStopsTheWorker(t *testing.T) {
 func TestRestartWhileWaitingForAWorker(t *testing.T) {
 	worker, probe := bins(t)
 	state, work := t.TempDir(), t.TempDir()
-	var h http.Handler
-	var hmu sync.Mutex
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hmu.Lock()
-		hh := h
-		hmu.Unlock()
-		hh.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
+	srv := newSwitchable(t)
 	procs := &pool.Processes{Command: []string{worker, probe}, URL: srv.URL, Token: token, Env: []string{"TMPDIR=" + work}}
 	mk := func() *pool.Runner {
-		r, err := pool.New(pool.Config{
+		return srv.runner(t, pool.Config{
 			Config:   local.Config{Queue: "q", StateDir: state, MaxAttempts: 1, NoSync: true},
 			Launcher: pool.LauncherConfig{Token: token, TTL: time.Second, Grace: 100 * time.Millisecond},
 			Resize:   100 * time.Millisecond,
 		}, procs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hmu.Lock()
-		h = r.Handler()
-		hmu.Unlock()
-		return r
 	}
 	r1 := mk()
 	r1.SetParallelism(0)

@@ -289,3 +289,17 @@ func (h *Held) Forget(context.Context, string) error              { return nil }
 func (h *Held) MarkAcked(context.Context, string, itemapi.Outcome) error {
 	return nil
 }
+
+// ProbeItem is an item for the probe executor
+// (internal/runner/container/testdata/probe) that behaves as b; a
+// succeeding one prints its environment (EnvFromLog reads it).
+func ProbeItem(name string, b Behaviour) *itemapi.Item {
+	data := `{"printEnv":true}`
+	switch b {
+	case Fail:
+		data = `{"exit":1}`
+	case Block:
+		data = `{"sleepMs":600000}`
+	}
+	return itemapi.NewItem(name, []byte(data))
+}
