@@ -215,7 +215,11 @@ func newRunner(ctx context.Context, cfg *Config, environ []string, log *slog.Log
 		}
 		lcfg := localConfig(cfg, log)
 		if cfg.Execution == "pool" {
-			return newPool(cfg, lcfg, &pool.Processes{Command: cfg.steps[0], Env: cfg.executorEnv(environ), URL: cfg.PoolURL, Token: cfg.PoolToken, Log: log})
+			env := cfg.executorEnv(environ)
+			if cfg.WorkDir != "" {
+				env = append(env, "TMPDIR="+cfg.WorkDir) // the workers' attempt directories
+			}
+			return newPool(cfg, lcfg, &pool.Processes{Command: cfg.steps[0], Env: env, URL: cfg.PoolURL, Token: cfg.PoolToken, Log: log})
 		}
 		return local.New(lcfg, &local.ProcessLauncher{Steps: cfg.steps, Env: cfg.executorEnv(environ), Grace: cfg.Grace, Log: log})
 	case "kubernetes":
