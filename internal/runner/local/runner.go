@@ -788,7 +788,7 @@ func (r *Runner) attempt(ctx context.Context, it *itemapi.Item, doc []byte, name
 	}
 	code, err := r.launcher.Launch(actx, &Attempt{Queue: r.cfg.Queue, Job: name, Item: it, ItemDoc: doc, Number: n, WorkDir: dir, ItemFile: itemFile, Log: jl, Resumed: resumed, Ran: ran})
 	dur := time.Since(start)
-	if err == nil && actx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+	if actx.Err() == context.DeadlineExceeded && ctx.Err() == nil { // however the stopped attempt ended
 		err = fmt.Errorf("timed out after %v", r.cfg.JobTimeout)
 	}
 	if err != nil {

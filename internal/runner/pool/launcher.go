@@ -182,11 +182,14 @@ func (l *Launcher) Launch(ctx context.Context, a *local.Attempt) (int, error) {
 			}
 			return res.ExitCode, nil
 		case <-done:
-			if !errors.Is(context.Cause(ctx), local.ErrCancelled) {
+			if !errors.Is(context.Cause(ctx), local.ErrCancelled) && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				// The manager is stopping: the lease goes with it, and the
 				// worker stops the attempt at its next heartbeat.
 				return -1, ctx.Err()
 			}
+			// Cancelled, or out of time (MANAGER_JOB_TIMEOUT): the worker
+			// stops the attempt, and it ends when the worker says so — a
+			// retry must not start beside it.
 			l.mu.Lock()
 			ls.cancel = true
 			l.mu.Unlock()

@@ -545,3 +545,40 @@ func TestRestartWhileWaitingForAWorker(t *testing.T) {
 		t.Fatalf("after the restart: %s with %d attempts (history %+v); want succeeded in 1 (MANAGER_MAX_ATTEMPTS=1: the interrupted offer must not count)", last.Phase, last.Attempts, last.History)
 	}
 }
+
+// An attempt out of time (MANAGER_JOB_TIMEOUT) is stopped on its worker,
+// and its retry starts only once it has: never two runs at once.
+func TestTimeoutStopsTheAttemptBeforeTheRetry(t *testing.T) {
+	worker, _ := bins(t)
+	marks := t.TempDir()
+	srv := newSwitchable(t)
+	// The first run outlives the timeout and takes 0.5 s to stop; the
+	// second succeeds at once.
+	script := `echo start >> "$MARKS/log"; [ -e "$MARKS/lock" ] && echo OVERLAP >> "$MARKS/log"
+if [ -e "$MARKS/first" ]; then echo done >> "$MARKS/log"; exit 0; fi
+touch "$MARKS/first" "$MARKS/lock"
+trap 'sleep 0.5; rm -f "$MARKS/lock"; echo stopped >> "$MARKS/log"; exit 143' TERM
+sleep 30 & wait`
+	procs := &pool.Processes{Command: []string{worker, "/bin/sh", "-c", script}, URL: srv.URL, Token: token,
+		Env: []string{"TMPDIR=" + t.TempDir(), "MARKS=" + marks, "PATH=" + os.Getenv("PATH")}}
+	r := srv.runner(t, pool.Config{
+		Config: local.Config{Queue: "q", StateDir: t.TempDir(), MaxAttempts: 2, NoSync: true,
+			JobTimeout: 700 * time.Millisecond, BackoffBase: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond},
+		Launcher: pool.LauncherConfig{Token: token, TTL: 2 * time.Second, Grace: 5 * time.Second},
+		Resize:   100 * time.Millisecond,
+	}, procs)
+	r.SetParallelism(2)
+	s := &setup{r: r}
+	rn := s.run(t)
+	if err := r.Start(context.Background(), itemapi.NewItem("slow", []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "succeeded on the retry", 30*time.Second, func() bool { return rn.job("slow").Phase.Finished() })
+	if j := rn.job("slow"); j.Phase != runner.PhaseSucceeded || j.Attempts != 2 || !strings.Contains(j.History[0].Reason, "timed out") {
+		t.Errorf("job %+v: want succeeded on attempt 2 after a timeout", j)
+	}
+	b, _ := os.ReadFile(filepath.Join(marks, "log"))
+	if got := strings.Fields(string(b)); strings.Contains(string(b), "OVERLAP") || len(got) != 4 || got[1] != "stopped" {
+		t.Fatalf("runs: %q, want start stopped start done (the timed-out run stopped before the retry began)", got)
+	}
+}
