@@ -95,7 +95,11 @@ type Runner struct {
 	running   atomic.Bool // the informer was started
 
 	mu        sync.Mutex
-	forgotten map[types.UID]struct{} // deleted by Forget; ignored until the informer drops them
+	// forgotten: Jobs deleted by Forget, ignored in the cache. An entry
+	// stays forgetLinger after the informer saw the deletion: a listing
+	// of the cache taken just before that may still hold the Job (UIDs are
+	// never reused, so a late entry hides nothing else).
+	forgotten map[types.UID]time.Time // when the informer saw it deleted (zero: not yet)
 	creating  map[string]int         // items being started now (the sweep leaves their ConfigMaps alone)
 	owners    chan ownership         // owner references still to set (ownerWorkers)
 	sweepNow  chan struct{}          // SweepSoon: sweep at once (a replica just elected)
@@ -147,7 +151,7 @@ func New(client kubernetes.Interface, cfg Config) (*Runner, error) {
 	}
 	r := &Runner{
 		cfg: cfg, client: client, log: cfg.Log,
-		forgotten: map[types.UID]struct{}{},
+		forgotten: map[types.UID]time.Time{},
 		creating:  map[string]int{},
 		last:      map[string]runner.Job{},
 	}
@@ -351,7 +355,15 @@ func (r *Runner) deleted(obj any) {
 		return
 	}
 	r.mu.Lock()
-	delete(r.forgotten, j.UID)
+	now := time.Now()
+	if _, ok := r.forgotten[j.UID]; ok {
+		r.forgotten[j.UID] = now
+	}
+	for uid, at := range r.forgotten {
+		if !at.IsZero() && now.Sub(at) > forgetLinger {
+			delete(r.forgotten, uid)
+		}
+	}
 	r.mu.Unlock()
 	r.notifyMu.Lock()
 	if old, ok := r.last[itemOf(j)]; ok && old.Name == j.Name {
@@ -359,6 +371,10 @@ func (r *Runner) deleted(obj any) {
 	}
 	r.notifyMu.Unlock()
 }
+
+// forgetLinger is how long a forgotten Job's UID is remembered after the
+// informer saw its deletion.
+const forgetLinger = time.Minute
 
 func (r *Runner) isForgotten(uid types.UID) bool {
 	r.mu.Lock()
@@ -862,7 +878,7 @@ func (r *Runner) Forget(ctx context.Context, item string) error {
 		return fmt.Errorf("forget %q: its job %s is not finished", item, j.Name)
 	}
 	r.mu.Lock()
-	r.forgotten[j.UID] = struct{}{}
+	r.forgotten[j.UID] = time.Time{}
 	r.mu.Unlock()
 	uid := j.UID
 	err := r.retry(ctx, func(ctx context.Context) error {
