@@ -94,15 +94,15 @@ type Runner struct {
 	startOnce sync.Once
 	running   atomic.Bool // the informer was started
 
-	mu        sync.Mutex
+	mu sync.Mutex
 	// forgotten: Jobs deleted by Forget, ignored in the cache. An entry
 	// stays forgetLinger after the informer saw the deletion: a listing
 	// of the cache taken just before that may still hold the Job (UIDs are
 	// never reused, so a late entry hides nothing else).
 	forgotten map[types.UID]time.Time // when the informer saw it deleted (zero: not yet)
-	creating  map[string]int         // items being started now (the sweep leaves their ConfigMaps alone)
-	owners    chan ownership         // owner references still to set (ownerWorkers)
-	sweepNow  chan struct{}          // SweepSoon: sweep at once (a replica just elected)
+	creating  map[string]int          // items being started now (the sweep leaves their ConfigMaps alone)
+	owners    chan ownership          // owner references still to set (ownerWorkers)
+	sweepNow  chan struct{}           // SweepSoon: sweep at once (a replica just elected)
 
 	notifyMu sync.Mutex
 	notify   func(runner.Job) // nil outside Run
