@@ -69,8 +69,11 @@ func TestEndToEndPool(t *testing.T) {
 			workers[a.Where] = true
 		}
 	}
-	if len(workers) < 1 || len(workers) > 3 {
-		t.Errorf("%d workers ran the items, want 1 to 3 (MANAGER_MAX_ACTIVE): %v", len(workers), workers)
+	// Workers come and go with c (a worker fewer per second while fewer are
+	// needed): their number over the run is not bounded by MANAGER_MAX_ACTIVE,
+	// only how many run at once, which TestIntegrationPool checks.
+	if len(workers) < 1 {
+		t.Errorf("no worker ran the items")
 	}
 	// The job's log has the executor's own output, sent by its worker.
 	resp := getText(t, mgr.URL()+"/v1/logs/"+itemapi.EscapeName(ok[0]))

@@ -163,15 +163,15 @@ func TestPendingUntilAWorkerTakesIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the attempt offered", 10*time.Second, func() bool { return s.r.Launcher().Offered() == 1 })
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(3 * time.Second)
 	if j := rn.job("a"); j.Phase != runner.PhasePending || !j.Active() || j.Attempts != 1 {
 		t.Fatalf("with no worker: %+v, want Pending, active, attempt 1", j)
 	}
 	s.r.SetParallelism(1)
 	waitFor(t, "succeeded", 30*time.Second, func() bool { return rn.job("a").Phase == runner.PhaseSucceeded })
 	j := rn.job("a")
-	if j.LastDuration < 300*time.Millisecond || j.LastDuration > 1400*time.Millisecond {
-		t.Errorf("run time %v: want the attempt's own (≥ 300 ms) without the 1.5 s wait for a worker", j.LastDuration)
+	if j.LastDuration < 300*time.Millisecond || j.LastDuration > 2900*time.Millisecond {
+		t.Errorf("run time %v: want the attempt's own (≥ 300 ms) without the 3 s wait for a worker", j.LastDuration)
 	}
 	if len(j.History) != 1 || !strings.HasPrefix(j.History[0].Where, "worker ") {
 		t.Errorf("history %+v: want one attempt on a worker", j.History)
@@ -354,8 +354,8 @@ func TestManagerRestartNeverRunsTwiceAtOnce(t *testing.T) {
 	srv := newSwitchable(t)
 	// The executor: a run marks itself in flight for 1.5 s and notes if
 	// another run was in flight when it started.
-	script := `echo start >> "$MARKS/log"; [ -e "$MARKS/lock" ] && echo OVERLAP >> "$MARKS/log"; touch "$MARKS/lock"
-trap 'rm -f "$MARKS/lock"; echo stopped >> "$MARKS/log"; exit 143' TERM
+	script := `trap 'rm -f "$MARKS/lock"; echo stopped >> "$MARKS/log"; exit 143' TERM
+echo start >> "$MARKS/log"; [ -e "$MARKS/lock" ] && echo OVERLAP >> "$MARKS/log"; touch "$MARKS/lock"
 sleep 1.5 & wait; rm -f "$MARKS/lock"; echo done >> "$MARKS/log"`
 	procs := &pool.Processes{Command: []string{worker, "/bin/sh", "-c", script}, URL: srv.URL, Token: token,
 		Env: []string{"TMPDIR=" + work, "MARKS=" + marks, "PATH=" + os.Getenv("PATH")}}
@@ -381,7 +381,10 @@ sleep 1.5 & wait; rm -f "$MARKS/lock"; echo done >> "$MARKS/log"`
 		t.Fatal(err)
 	}
 	waitFor(t, "running", 20*time.Second, func() bool { return phase() == runner.PhaseRunning })
-	time.Sleep(300 * time.Millisecond) // the script has started
+	waitFor(t, "the script started", 20*time.Second, func() bool {
+		b, _ := os.ReadFile(filepath.Join(marks, "log"))
+		return len(b) > 0
+	})
 	stop1()
 	<-done1
 
@@ -554,16 +557,15 @@ func TestTimeoutStopsTheAttemptBeforeTheRetry(t *testing.T) {
 	srv := newSwitchable(t)
 	// The first run outlives the timeout and takes 0.5 s to stop; the
 	// second succeeds at once.
-	script := `echo start >> "$MARKS/log"; [ -e "$MARKS/lock" ] && echo OVERLAP >> "$MARKS/log"
-if [ -e "$MARKS/first" ]; then echo done >> "$MARKS/log"; exit 0; fi
-touch "$MARKS/first" "$MARKS/lock"
+	script := `if [ -e "$MARKS/first" ]; then echo start >> "$MARKS/log"; [ -e "$MARKS/lock" ] && echo OVERLAP >> "$MARKS/log"; echo done >> "$MARKS/log"; exit 0; fi
 trap 'sleep 0.5; rm -f "$MARKS/lock"; echo stopped >> "$MARKS/log"; exit 143' TERM
+touch "$MARKS/first" "$MARKS/lock"; echo start >> "$MARKS/log"
 sleep 30 & wait`
 	procs := &pool.Processes{Command: []string{worker, "/bin/sh", "-c", script}, URL: srv.URL, Token: token,
 		Env: []string{"TMPDIR=" + t.TempDir(), "MARKS=" + marks, "PATH=" + os.Getenv("PATH")}}
 	r := srv.runner(t, pool.Config{
 		Config: local.Config{Queue: "q", StateDir: t.TempDir(), MaxAttempts: 2, NoSync: true,
-			JobTimeout: 700 * time.Millisecond, BackoffBase: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond},
+			JobTimeout: 1500 * time.Millisecond, BackoffBase: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond},
 		Launcher: pool.LauncherConfig{Token: token, TTL: 2 * time.Second, Grace: 5 * time.Second},
 		Resize:   100 * time.Millisecond,
 	}, procs)
