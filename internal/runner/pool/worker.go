@@ -311,7 +311,8 @@ func (c *chunks) Notef(format string, args ...any) {
 	_, _ = c.Write([]byte(line))
 }
 
-// take returns the pending output (and a note of what was dropped).
+// take returns the pending output (and a note of what was dropped): at
+// most maxPending bytes and the note, within a heartbeat's maxRequest.
 func (c *chunks) take() []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -332,9 +333,9 @@ func (c *chunks) giveBack(b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.buf = append(b, c.buf...)
-	if len(c.buf) > maxRequest {
-		c.dropped += len(c.buf) - maxRequest
-		c.buf = c.buf[len(c.buf)-maxRequest:]
+	if len(c.buf) > maxPending {
+		c.dropped += len(c.buf) - maxPending
+		c.buf = c.buf[len(c.buf)-maxPending:]
 	}
 }
 
