@@ -37,7 +37,6 @@ type LauncherConfig struct {
 	// heartbeat: only then is the attempt lost, and run again.
 	Grace time.Duration
 	Log   *slog.Logger
-	now   func() time.Time
 }
 
 // Launcher is the manager's side of the pool: a local.Launcher that offers
@@ -87,10 +86,7 @@ func NewLauncher(cfg LauncherConfig) (*Launcher, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.now == nil {
-		cfg.now = time.Now
-	}
-	return &Launcher{cfg: cfg, log: cfg.Log, started: cfg.now(), leases: map[string]*lease{},
+	return &Launcher{cfg: cfg, log: cfg.Log, started: time.Now(), leases: map[string]*lease{},
 		waiting: map[string]int{}, changed: make(chan struct{}), closed: make(chan struct{})}, nil
 }
 
@@ -123,7 +119,7 @@ func (l *Launcher) Launch(ctx context.Context, a *local.Attempt) (int, error) {
 		// The attempt the manager's restart interrupted may still run on
 		// a worker until its lease, which no one renews now, expires and
 		// the worker has stopped it.
-		if d := l.cfg.TTL + l.cfg.Grace - l.cfg.now().Sub(l.started); d > 0 {
+		if d := l.cfg.TTL + l.cfg.Grace - time.Now().Sub(l.started); d > 0 {
 			a.Log.Notef("waiting %v for the interrupted attempt's lease to expire", d.Round(time.Millisecond))
 			t := time.NewTimer(d)
 			select {
@@ -199,7 +195,7 @@ func (l *Launcher) Launch(ctx context.Context, a *local.Attempt) (int, error) {
 			return -1, fmt.Errorf("worker %s did not report the cancelled attempt's end within %v", worker, l.cfg.Grace+l.cfg.TTL)
 		case <-tick.C:
 			l.mu.Lock()
-			since := l.cfg.now().Sub(ls.lastBeat)
+			since := time.Now().Sub(ls.lastBeat)
 			l.mu.Unlock()
 			// A worker cut off stops the attempt within TTL + grace.
 			if since > l.cfg.TTL+l.cfg.Grace {
@@ -281,7 +277,7 @@ func (l *Launcher) serveLease(w http.ResponseWriter, r *http.Request) {
 			ls := l.offers[0]
 			l.offers = l.offers[1:]
 			ls.worker = req.Worker
-			ls.lastBeat = l.cfg.now()
+			ls.lastBeat = time.Now()
 			l.leases[ls.ID] = ls
 			close(ls.taken)
 			body := ls.Lease
@@ -317,7 +313,7 @@ func (l *Launcher) leaseOf(w http.ResponseWriter, r *http.Request) *lease {
 		httpError(w, http.StatusGone, "no such lease: it expired, the job was stopped, or the manager restarted; stop the attempt")
 		return nil
 	}
-	ls.lastBeat = l.cfg.now()
+	ls.lastBeat = time.Now()
 	return ls
 }
 

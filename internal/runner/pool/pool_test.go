@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -265,19 +266,13 @@ func killWorkers(t *testing.T, s *setup) {
 	for _, e := range entries {
 		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
 		if err == nil && strings.HasPrefix(cwd, s.work+"/") {
-			if p, err := os.FindProcess(atoi(e.Name())); err == nil {
+			if pid, err := strconv.Atoi(e.Name()); err != nil {
+				continue
+			} else if p, err := os.FindProcess(pid); err == nil {
 				_ = p.Kill()
 			}
 		}
 	}
-}
-
-func atoi(s string) int {
-	n := 0
-	for _, c := range s {
-		n = n*10 + int(c-'0')
-	}
-	return n
 }
 
 // A cancel reaches the worker at its next heartbeat: the attempt stops
