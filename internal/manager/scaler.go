@@ -39,11 +39,21 @@ type Scaler struct {
 	// every update. (A Job per item leaves it unset: no Job runs without
 	// an item, so Max costs nothing.)
 	GrowByBacklog bool
+	// TargetWait, when set, sizes c for a wait rather than a utilisation
+	// (Rho is then unused for the arrivals): with a = λS, c is the
+	// smallest c ≥ ceil(a) for which M/M/c (Poisson arrivals, exponential
+	// run times, c workers) predicts P(wait > TargetWait) ≤ 5 %, by
+	// Erlang C (erlangWait), plus the backlog's drain ceil(B/T·S) as
+	// before; and S is the plain mean of the attempts until there are
+	// 1/Alpha of them (see Served). 0 keeps c = ceil((λ + B/T)·S/ρ) and
+	// the EWMA from the first attempt, decision for decision.
+	TargetWait time.Duration
 
 	mu         sync.Mutex
 	counts     [64]int   // arrivals per second, by unix second mod 64
 	seconds    [64]int64 // the unix second each count is for
 	service    float64   // EWMA of service time, seconds
+	served     int       // attempts measured
 	c          int
 	lastNeeded time.Time // the last time c was needed in full
 }
@@ -82,10 +92,19 @@ func (s *Scaler) Served(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v := d.Seconds()
+	s.served++
+	w := s.alpha()
+	if s.TargetWait > 0 {
+		// The mean of the attempts so far until there are 1/Alpha of
+		// them (an EWMA's first sample would otherwise weigh as much
+		// as all that follow for a long while: with Alpha 0.01, the
+		// first hundred attempts).
+		w = max(w, 1/float64(s.served))
+	}
 	if s.service == 0 {
 		s.service = v
 	} else {
-		s.service += s.alpha() * (v - s.service)
+		s.service += w * (v - s.service)
 	}
 }
 
@@ -141,6 +160,13 @@ func (s *Scaler) Update(now time.Time, backlog int) Observation {
 		if s.DrainTime > 0 {
 			drain = float64(backlog) / s.DrainTime.Seconds()
 		}
+		if s.TargetWait > 0 {
+			c := cForWait(lam*s.service, s.TargetWait.Seconds()/s.service, targetWaitTail, hi)
+			want = c + int(math.Ceil(drain*s.service-1e-9))
+			reason = fmt.Sprintf("Erlang C: c %d for P(wait > %v) ≤ %.2g at λ %.3g/s, S %.3gs; + ceil(backlog %d/%v·S) = %d",
+				c, s.TargetWait, targetWaitTail, lam, s.service, backlog, s.DrainTime, want)
+			break
+		}
 		raw := (lam + drain) * s.service / rho
 		want = int(math.Ceil(raw - 1e-9))
 		reason = fmt.Sprintf("ceil((λ %.3g/s + backlog %d/%v)·S %.3gs / ρ %.2g) = %d", lam, backlog, s.DrainTime, s.service, rho, want)
@@ -167,6 +193,42 @@ func (s *Scaler) Update(now time.Time, backlog int) Observation {
 	obs.Changed = s.c != prev
 	obs.Reason = reason
 	return obs
+}
+
+// targetWaitTail is the chance of a wait beyond Scaler.TargetWait that
+// c is sized for.
+const targetWaitTail = 0.05
+
+// erlangWait is P(wait > t) in M/M/c with offered load a = λS and t in
+// units of S: Erlang C(c, a), the chance that an arrival finds every
+// worker busy, times exp(−(c − a)·t), the chance that such an arrival
+// still waits after t (the queue drains at cμ − λ = (c − a)/S). 1 when
+// c ≤ a (no steady state). Erlang C comes from Erlang B by its
+// recursion B(k) = a·B(k−1) / (k + a·B(k−1)), B(0) = 1, which stays
+// within float64 for any c: C = c·B / (c − a·(1 − B)).
+func erlangWait(c int, a, t float64) float64 {
+	if float64(c) <= a {
+		return 1
+	}
+	b := 1.0
+	for k := 1; k <= c; k++ {
+		b = a * b / (float64(k) + a*b)
+	}
+	erlangC := float64(c) * b / (float64(c) - a*(1-b))
+	return erlangC * math.Exp(-(float64(c)-a)*t)
+}
+
+// cForWait is the smallest c ≥ ceil(a) with erlangWait(c, a, t) ≤ tail,
+// at most hi (0 when a is 0: nothing arrives).
+func cForWait(a, t, tail float64, hi int) int {
+	if a <= 0 {
+		return 0
+	}
+	c := max(int(math.Ceil(a-1e-9)), 1)
+	for c < hi && erlangWait(c, a, t) > tail {
+		c++
+	}
+	return c
 }
 
 // C is the current parallelism (0 before the first Update).

@@ -340,3 +340,43 @@ func TestBurstGoalBeyondEveryController(t *testing.T) {
 	}
 	t.Logf("warm pool of %d: makespan %.0f s, ideal + S %.0f s", w.Capacity, pool, ideal+sim.DefaultS)
 }
+
+// The pool sized by Erlang C for a target wait (Scaler.TargetWait, 1 s)
+// against the HPA, at make test's size: on every workload but the burst
+// its p95 wait is no longer than the HPA's and its worker-seconds at most
+// 1 % more (TestGoal's tie); it meets p95 ≤ 2·S, and the burst's
+// makespan is within the least + S. At make sim's size it ties the HPA
+// rather than beating it on every workload (NewItemqPoolTargetWait).
+func TestTargetWaitPoolAgainstTheHPA(t *testing.T) {
+	ws, table := smallTable(t)
+	for i, w := range ws {
+		h := byController(table[i])["hpa"]
+		var q sim.Result
+		var warm float64
+		for _, seed := range []uint64{1, 2} {
+			r := sim.Run(w, sim.NewItemqPoolTargetWait(w.Capacity, time.Second), seed)
+			q.WaitP95 += r.WaitP95 / 2
+			q.WorkerSeconds += r.WorkerSeconds / 2
+			q.Makespan += r.Makespan / 2
+			if r.Succeeded+r.Dead != r.Items {
+				t.Errorf("%s: finished %d+%d of %d items", w.Name, r.Succeeded, r.Dead, r.Items)
+			}
+			if w.Burst {
+				warm += sim.WarmMakespan(w, seed) / 2
+			}
+		}
+		if w.Burst {
+			if q.Makespan > warm+sim.DefaultS {
+				t.Errorf("%s: makespan %.0f s > the least %.0f s + S", w.Name, q.Makespan, warm)
+			}
+			continue
+		}
+		if s := w.MeanService(w.Horizon); q.WaitP95 > 2*s {
+			t.Errorf("%s: p95 wait %.1f s > 2·S", w.Name, q.WaitP95)
+		}
+		if q.WaitP95 > h.WaitP95 || q.WorkerSeconds > 1.01*h.WorkerSeconds {
+			t.Errorf("%s: p95 %.2f s, %.0f worker-s; the HPA p95 %.2f s, %.0f worker-s", w.Name, q.WaitP95, q.WorkerSeconds, h.WaitP95, h.WorkerSeconds)
+		}
+		t.Logf("%-16s p95 %.2f s (HPA %.2f s), worker-s ÷ the HPA's %.3f", w.Name, q.WaitP95, h.WaitP95, q.WorkerSeconds/h.WorkerSeconds)
+	}
+}
