@@ -198,6 +198,7 @@ func TestSchemaRejectsWrongValues(t *testing.T) {
 		{[]string{"--set", "ambassador.kind=sqs"}, "kind"},
 		{[]string{"--set", "manager.maxActive=0"}, "maxActive"},
 		{[]string{"--set", "manager.jobTimeout=30 minutes"}, "jobTimeout"},
+		{[]string{"--set", "manager.targetWait=1.5"}, "targetWait"},
 		{[]string{"--set", "job.env.OUTPUT-URL=x"}, "OUTPUT-URL"},
 		{[]string{"--set", "dataVolume.enabled=true"}, "dataVolume"},
 		{[]string{"--set-json", `job.command=["a"]`, "--set-json", `job.steps=[["b"]]`}, "job.steps"},
@@ -747,6 +748,12 @@ func TestPoolValues(t *testing.T) {
 		if env[k] != want {
 			t.Errorf("%s=%q, want %q", k, env[k], want)
 		}
+	}
+	if v, ok := env["MANAGER_TARGET_WAIT"]; ok {
+		t.Errorf("MANAGER_TARGET_WAIT=%q rendered with manager.targetWait empty", v)
+	}
+	if env := envOf(manager(render(t, "rel", "ns1", append(pool, "--set", "manager.targetWait=1500ms")...)).Spec.Template.Spec.Containers[0]); env["MANAGER_TARGET_WAIT"] != "1500ms" {
+		t.Errorf("manager.targetWait=1500ms: MANAGER_TARGET_WAIT=%q", env["MANAGER_TARGET_WAIT"])
 	}
 	if svc := find(t, objs, "Service"); !strings.HasPrefix(env["MANAGER_POOL_URL"], "http://"+svc.Meta.Name+"."+svc.Meta.Namespace+".svc:") {
 		t.Errorf("MANAGER_POOL_URL=%s is not the Service %s", env["MANAGER_POOL_URL"], svc.id())

@@ -208,10 +208,13 @@ type Scaling struct {
 	Min int `json:"min"`
 	Max int `json:"max"`
 	// The settings of the control loop (MANAGER_TARGET_UTILIZATION,
-	// MANAGER_DRAIN_TIME, MANAGER_SCALE_DOWN_DELAY), in seconds.
+	// MANAGER_DRAIN_TIME, MANAGER_SCALE_DOWN_DELAY, MANAGER_TARGET_WAIT), in seconds.
 	TargetUtilization     float64 `json:"targetUtilization"`
 	DrainTimeSeconds      float64 `json:"drainTimeSeconds"`
 	ScaleDownDelaySeconds float64 `json:"scaleDownDelaySeconds"`
+	// TargetWaitSeconds is MANAGER_TARGET_WAIT: c sized by Erlang C for
+	// P(wait > it) ≤ 5 % rather than by ρ (absent: not set).
+	TargetWaitSeconds float64 `json:"targetWaitSeconds,omitempty"`
 	// PredictedWait is backlog·S/c, the wait of an item arriving now (s).
 	PredictedWait float64 `json:"predictedWait"`
 	// Reason is how c was computed at the last update (every second);

@@ -53,8 +53,8 @@ func run(size float64, n int, out string) error {
 		return err
 	}
 	plots := map[string][]string{"burst-1000": {"itemq", "itemq-pool", "keda-default", "keda-eager", "hpa", "rq-autoscaler"},
-		"diurnal-10x":     {"itemq", "itemq-pool", "keda-default", "hpa", "rq-autoscaler"},
-		"pod-start-1-30s": {"itemq", "itemq-pool", "keda-default", "hpa"}}
+		"diurnal-10x":     {"itemq", "itemq-pool-tw", "keda-default", "hpa", "rq-autoscaler"},
+		"pod-start-1-30s": {"itemq", "itemq-pool", "itemq-pool-tw", "keda-default", "hpa"}}
 	for i, w := range ws {
 		names, ok := plots[w.Name]
 		if !ok {

@@ -44,6 +44,12 @@ type Config struct {
 	// step every PoolScaleDownDelay unless ScaleDownDelay is set
 	// (docs/scaling.md).
 	Pool bool
+	// TargetWait, when set, sizes the parallelism for a wait rather than a
+	// utilisation (Scaler.TargetWait: Erlang C, P(wait > TargetWait) ≤
+	// 5 %); with Pool, S is then averaged with TargetWaitAlpha and the
+	// parallelism shrinks a step every TargetWaitScaleDownDelay unless
+	// ScaleDownDelay is set (MANAGER_TARGET_WAIT, docs/scaling.md).
+	TargetWait time.Duration
 	// CreateRate bounds job creations per second (0: unbounded); CreateBurst is the bucket size.
 	CreateRate  float64
 	CreateBurst int
@@ -173,6 +179,9 @@ func New(cfg Config, src Source, r runner.Runner) *Manager {
 	}
 	if cfg.DrainTime == 0 {
 		cfg.DrainTime = 5 * time.Second
+	}
+	if cfg.ScaleDownDelay == 0 && cfg.Pool && cfg.TargetWait > 0 {
+		cfg.ScaleDownDelay = TargetWaitScaleDownDelay
 	}
 	if cfg.ScaleDownDelay == 0 && cfg.Pool {
 		cfg.ScaleDownDelay = PoolScaleDownDelay
@@ -1010,6 +1019,9 @@ func (m *Manager) updateJobLocked(j runner.Job, listed bool) {
 		if j.LastDuration > 0 {
 			m.scaler.Served(j.LastDuration)
 		}
+		// The retry is work arriving again: the scaler counts it in λ, as
+		// S counts every attempt (λ·S is the work offered).
+		m.scaler.Arrival(time.Now())
 		m.met.retries.Inc()
 		m.log.Info("attempt failed; the job will retry", "item", j.Item, "attempts", j.Attempts, "err", j.Error)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -207,5 +209,73 @@ func TestPendingAckSurvivesRelisting(t *testing.T) {
 	}
 	if st, ok := m.Status("m1"); !ok || st.State != itemapi.StateSucceeded {
 		t.Errorf("the status API after the ack: %+v %v", st, ok)
+	}
+}
+
+// An attempt that failed and will run again counts as an arrival: λ counts
+// attempts, as S does, so λ·S is the work offered (a queue where one
+// attempt in ten fails needs a tenth more workers). Before, λ counted the
+// item once however many times it ran.
+func TestRetryCountsAsAnArrival(t *testing.T) {
+	mem := memsource.New()
+	lc := local.Config{Queue: "test", StateDir: t.TempDir(), MaxAttempts: 2, BackoffBase: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond}
+	l := newScripted(func(_ string, attempt int) int {
+		if attempt == 1 {
+			return 1
+		}
+		return 0
+	})
+	r, err := local.New(lc, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := manager.New(manager.Config{Queue: "test", MaxActive: 2, Log: slog.New(slog.DiscardHandler)}, &manager.InProcess{Src: source.New(mem)}, r)
+	runManager(t, m)
+	testutil.Eventually(t, 10*time.Second, "the first listing", func() error {
+		if !m.Summary().Synced {
+			return fmt.Errorf("not synced")
+		}
+		return nil
+	})
+	put(t, mem, "a", "b") // arrivals (the first listing's items are a backlog)
+	waitOutcomes(t, mem, []string{"a", "b"}, itemapi.Succeeded)
+	// 2 items and 2 retries within the 10 s window: λ = 0.4/s.
+	testutil.Eventually(t, 5*time.Second, "λ counts the retries", func() error {
+		if sc := m.Scaling(); math.Abs(sc.Lambda-0.4) > 1e-9 {
+			return fmt.Errorf("λ %v, want 0.4 (2 items, 2 retries in 10 s)", sc.Lambda)
+		}
+		return nil
+	})
+}
+
+// MANAGER_TARGET_WAIT reaches the scaler: GET /v1/scaling shows it, the
+// pool's scale-down delay with it (4 s unless set), and c computed by
+// Erlang C.
+func TestTargetWaitSetting(t *testing.T) {
+	for _, tc := range []struct {
+		cfg       manager.Config
+		scaleDown float64
+	}{
+		{manager.Config{Pool: true, TargetWait: 1500 * time.Millisecond}, 4},
+		{manager.Config{Pool: true, TargetWait: 1500 * time.Millisecond, ScaleDownDelay: 9 * time.Second}, 9},
+		{manager.Config{TargetWait: 1500 * time.Millisecond}, 30},
+	} {
+		mem := memsource.New()
+		r, err := local.New(local.Config{Queue: "test", StateDir: t.TempDir()}, newScripted(func(string, int) int { return 0 }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.cfg.Queue, tc.cfg.MaxActive, tc.cfg.Log = "test", 4, slog.New(slog.DiscardHandler)
+		m := manager.New(tc.cfg, &manager.InProcess{Src: source.New(mem)}, r)
+		runManager(t, m)
+		put(t, mem, "a")
+		waitOutcomes(t, mem, []string{"a"}, itemapi.Succeeded)
+		testutil.Eventually(t, 5*time.Second, "c by Erlang C", func() error {
+			sc := m.Scaling()
+			if sc.TargetWaitSeconds != 1.5 || sc.ScaleDownDelaySeconds != tc.scaleDown || !strings.HasPrefix(sc.Reason, "Erlang C") {
+				return fmt.Errorf("target wait %v s, scale-down delay %v s (want %v), reason %q", sc.TargetWaitSeconds, sc.ScaleDownDelaySeconds, tc.scaleDown, sc.Reason)
+			}
+			return nil
+		})
 	}
 }

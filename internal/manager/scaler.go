@@ -16,7 +16,10 @@ import (
 // once and shrinks by one step only after c was more than needed for a
 // whole ScaleDownDelay (and again after each further delay).
 //
-// λ is a moving average: the arrivals of the last Window (default 10 s)
+// With TargetWait set, c is sized for a wait instead (Erlang C; see the
+// field).
+//
+// λ is a moving average: the arrivals (retries included) of the last Window (default 10 s)
 // divided by its length (equivalently, the inverse of the mean inter-arrival
 // time over the window); it falls to 0 a Window after arrivals stop. S is an
 // exponentially weighted moving average of finished attempts' run times.
@@ -75,7 +78,8 @@ func (s *Scaler) alpha() float64 {
 	return s.Alpha
 }
 
-// Arrival records a new item.
+// Arrival records a new item, or an item whose attempt failed and that will
+// run again (λ counts attempts, as S does: λ·S is the work offered).
 func (s *Scaler) Arrival(t time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -252,12 +256,29 @@ const (
 	PoolScaleDownDelay = time.Second
 )
 
+// The pool's tuning with a target wait (Config.TargetWait,
+// MANAGER_TARGET_WAIT): S averaged over still more attempts — c sized for
+// a wait grows with S faster than λ·S/ρ does, so one long attempt of a
+// heavy-tailed run time would add workers after it ended — and a worker
+// fewer every 4 s rather than every second: a worker shrunk on the noise
+// of λ's estimate and started again costs a pod's start, and items wait
+// for it meanwhile. Chosen in the simulator (docs/scaling.md), which runs
+// with them.
+const (
+	TargetWaitAlpha          = 0.005
+	TargetWaitScaleDownDelay = 4 * time.Second
+)
+
 // newScaler is the scaler of a manager's configuration.
 func newScaler(cfg Config) *Scaler {
 	s := &Scaler{Min: cfg.MinActive, Max: cfg.MaxActive, Rho: cfg.TargetUtilization,
 		DrainTime: cfg.DrainTime, ScaleDownDelay: cfg.ScaleDownDelay}
 	if cfg.Pool {
 		s.Window, s.Alpha, s.GrowByBacklog = PoolWindow, PoolAlpha, true
+	}
+	s.TargetWait = cfg.TargetWait
+	if cfg.Pool && cfg.TargetWait > 0 {
+		s.Alpha = TargetWaitAlpha
 	}
 	return s
 }

@@ -226,7 +226,7 @@ func (m *Manager) Scaling() itemapi.Scaling {
 		Lambda: m.lastObs.Lambda, S: m.lastObs.S, Backlog: len(m.queued), C: m.limit,
 		Min: m.scaler.Min, Max: m.scaler.Max, TargetUtilization: m.scaler.Rho,
 		DrainTimeSeconds: m.scaler.DrainTime.Seconds(), ScaleDownDelaySeconds: m.scaler.ScaleDownDelay.Seconds(),
-		Reason: m.lastObs.Reason, LastChangeReason: m.lastChangeReason}
+		TargetWaitSeconds: m.scaler.TargetWait.Seconds(), Reason: m.lastObs.Reason, LastChangeReason: m.lastChangeReason}
 	if sc.TargetUtilization <= 0 || sc.TargetUtilization > 1 {
 		sc.TargetUtilization = 0.9 // the scaler's default
 	}

@@ -55,23 +55,34 @@ func NewItemqPool(max int) *Itemq {
 	return &Itemq{name: "itemq-pool", model: Pool, S: s, netOfStarting: true}
 }
 
-// NewItemqPoolTargetWait is itemq-pool with the scaler's TargetWait set
-// to tw: c sized by Erlang C for P(wait > tw) ≤ 5 % rather than for ρ,
-// with S averaged over more attempts (Alpha 0.005: with a heavy-tailed
-// run time one long attempt raised S, and c with it by λ times as much,
-// after the attempt had ended) and a worker fewer every 4 s rather than
-// every second (a worker shrunk on the noise of λ's estimate and started
-// again costs a pod's start, and items wait for it meanwhile). With tw =
-// 1 s it ties the HPA on queue length rather than beating it: at make
-// sim's size its p95 wait is below the HPA's (0–0.4 s against 0.5–0.7 s)
-// for 0–8 % fewer worker-seconds on most workloads, but on seeds 1–3 it
-// waits 0.02 s longer with 1–30 s pod starts and on seeds 7–9 0.1 s
-// longer, and costs the HPA's ±0.1 % with Pareto run times.
-func NewItemqPoolTargetWait(max int, tw time.Duration) *Itemq {
+// TargetWait is the MANAGER_TARGET_WAIT the simulator runs itemq-pool-tw
+// with: an eighth of the workloads' S (1.25 s), short enough that its p95
+// wait is below the HPA's (0.5–0.9 s at make sim's size).
+const TargetWait = 1250 * time.Millisecond
+
+// NewItemqPoolTargetWait is itemq in the pool execution model with
+// MANAGER_TARGET_WAIT=tw: c sized by Erlang C for P(wait > tw) ≤ 5 %
+// rather than for ρ, S averaged over more attempts
+// (manager.TargetWaitAlpha), a worker fewer per scaleDown (0: the
+// manager's default with a target wait, manager.TargetWaitScaleDownDelay)
+// — as the manager's Config.Pool with Config.TargetWait.
+func NewItemqPoolTargetWait(max int, tw, scaleDown time.Duration) *Itemq {
 	c := NewItemqPool(max)
-	c.S.TargetWait, c.S.Alpha, c.S.ScaleDownDelay = tw, 0.005, 4*time.Second
-	c.name = fmt.Sprintf("itemq-pool-tw%v", tw)
+	if scaleDown == 0 {
+		scaleDown = manager.TargetWaitScaleDownDelay
+	}
+	c.S.TargetWait, c.S.Alpha, c.S.ScaleDownDelay = tw, manager.TargetWaitAlpha, scaleDown
+	c.name = "itemq-pool-tw"
 	return c
+}
+
+// ScaleDownDelay is what docs/scaling.md tells a user of the pool with a
+// target wait to set MANAGER_SCALE_DOWN_DELAY to for pods that start in
+// meanStart seconds on average: the default (4 s) or half the mean start,
+// whichever is longer — a worker shrunk too early costs a pod's start,
+// and items wait for it meanwhile.
+func ScaleDownDelay(meanStart float64) time.Duration {
+	return max(manager.TargetWaitScaleDownDelay, time.Duration(meanStart/2*float64(time.Second)))
 }
 
 // NewItemqPoolJobDefaults is the pool with a Job per item's settings and
@@ -231,3 +242,9 @@ func (c *Fixed) Arrived(float64)     {}
 func (c *Fixed) Served(float64)      {}
 func (c *Fixed) Decide(Observed) int { return c.C }
 func (c *Fixed) WarmWorkers() int    { return c.C }
+
+// Retried is a failed attempt's item back in the queue: an arrival, as
+// the manager counts it.
+func (c *Itemq) Retried(t float64) {
+	c.S.Arrival(at(t))
+}

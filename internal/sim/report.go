@@ -30,14 +30,14 @@ func Table(workloads []Workload, seeds []uint64) [][]Result {
 		}()
 	}
 	for i, w := range workloads {
-		n := len(Controllers(w.Capacity))
+		n := len(Controllers(w))
 		runs[i] = make([][]Result, n)
 		warm[i] = make([]float64, len(seeds))
 		for k := range n {
 			runs[i][k] = make([]Result, len(seeds))
 			for j, seed := range seeds {
 				do(func() {
-					c := Controllers(w.Capacity)[k]
+					c := Controllers(w)[k]
 					r := Run(w, c, seed)
 					if _, warm := c.(Warm); c.Model() == Pool && !warm {
 						b := PoolBound(w, seed, r.WaitP95)

@@ -123,6 +123,11 @@ type Controller interface {
 // run starts (a fixed pool): they are started at time 0 with no delay.
 type Warm interface{ WarmWorkers() int }
 
+// Retrier is implemented by a controller told of each failed attempt's
+// item back in the queue after its backoff (itemq's scaler counts it as
+// an arrival).
+type Retrier interface{ Retried(t float64) }
+
 // Result is one run of one workload through one controller.
 type Result struct {
 	Workload, Controller   string
@@ -317,6 +322,9 @@ func Run(w Workload, c Controller, seed uint64) Result {
 			r.enqueue(e.it)
 			r.dispatch()
 		case evRetry:
+			if rc, ok := r.c.(Retrier); ok {
+				rc.Retried(r.now)
+			}
 			r.enqueue(e.it)
 			r.dispatch()
 		case evPodStart:

@@ -110,10 +110,12 @@ func TestItemqAgainstQueueLengthControllers(t *testing.T) {
 	}
 }
 
-// Recommended is the execution model docs/scaling.md tells a user to
-// choose for a workload: a pool (MANAGER_EXECUTION=pool) where pods take
-// longer to start than items take to run, or for a burst; a Job per item
-// otherwise.
+// Recommended is what docs/scaling.md tells a user to choose for a
+// workload when cost comes first (against KEDA's ScaledJob, a Job per
+// message): a pool (MANAGER_EXECUTION=pool) where pods take longer to start
+// than items take to run, or for a burst; a Job per item otherwise. When
+// the wait comes first (against an HPA's pool of workers), the pool with
+// MANAGER_TARGET_WAIT: itemq-pool-tw.
 func Recommended(w sim.Workload) string {
 	if w.Burst || w.MeanStartDelay > w.MeanService(0) {
 		return "itemq-pool"
@@ -121,54 +123,65 @@ func Recommended(w sim.Workload) string {
 	return "itemq"
 }
 
-// The goal of issue 15, on every workload, for itemq in the execution
-// model a user should choose there (Recommended): p95 wait ≤ 2·S (a
-// burst: makespan ≤ the least any controller reaches + S); worker-seconds
-// ≤ 1.15 × the bound of its model (a Job per attempt: the run times plus a
-// mean pod start each; a pool: PoolBound, the fewest of a planned pool
-// that waits no longer); and against each KEDA strategy better on wait
-// (makespan for a burst) or cost without being worse on the other
-// (within half a second and 1 %), and against the HPA where that holds:
-// in the burst. Two exceptions, checked as what holds instead: in the
-// burst the pool and KEDA tie on cost (the pool's idle workers while the
-// last long items run against KEDA's pod start per item: 0.94–1.07 of
-// KEDA's worker-seconds by seed, 0.99 over seeds 1–12), so that clause
-// is cost within 7 % with the makespan less than half; and elsewhere the
-// HPA buys a shorter wait (p95 under a second) with more workers: itemq
-// costs less and waits longer, within 2·S. The RQ autoscaler is cheaper than both (it runs its
-// workers nearly full, below the least a Job per attempt pays) with waits
-// of minutes: no controller that meets the wait clause matches its cost,
-// and none is checked against it but on the burst's makespan
+// The goal of issue 15, on every workload, for itemq with the settings a
+// user should choose there: Recommended when cost comes first, and the
+// pool with a target wait (itemq-pool-tw) when the wait does. Each of the
+// two meets p95 wait ≤ 2·S (a burst: makespan ≤ the least any controller
+// reaches + S) with worker-seconds ≤ 1.15 × the bound of its model (a Job
+// per attempt: the run times plus a mean pod start each; a pool:
+// PoolBound, the fewest of a planned pool that waits no longer).
+//
+// Against each queue-length controller, the choice for what that
+// controller's users want is better on wait (makespan for a burst) or
+// cost without being worse on the other: Recommended against each KEDA
+// strategy (within half a second and 1 %), itemq-pool-tw against the HPA
+// (no longer a wait, fewer worker-seconds). No one setting can do both
+// where a Job per item is recommended, and the test shows why: a pool
+// that waits no longer than the HPA costs more than KEDA even when planned
+// with the whole trace known (the HPA's PoolBound), and a Job per item
+// waits for its pod's start, longer than the HPA's p95. One exception,
+// checked as what holds instead: in the burst the pool and KEDA tie on
+// cost (the pool's idle workers while the last long items run against
+// KEDA's pod start per item: 0.94–1.07 of KEDA's worker-seconds by seed,
+// 0.99 over seeds 1–12), so that clause is cost within 7 % with the
+// makespan less than half. The RQ autoscaler is cheaper than all (it runs
+// its workers nearly full, below the least a Job per attempt pays) with
+// waits of minutes: no controller that meets the wait clause matches its
+// cost, and none is checked against it but on the burst's makespan
 // (TestItemqAgainstQueueLengthControllers).
 func TestGoal(t *testing.T) {
 	ws, table := smallTable(t)
 	for i, w := range ws {
 		byName := byController(table[i])
-		name := Recommended(w)
-		q := byName[name]
 		s := w.MeanService(w.Horizon)
-		if q.Succeeded+q.Dead != q.Items {
-			t.Errorf("%s: %s finished %d+%d of %d items", w.Name, name, q.Succeeded, q.Dead, q.Items)
-		}
-		switch {
-		case w.Burst && q.Makespan > q.WarmMakespan+sim.DefaultS:
-			t.Errorf("%s: %s's makespan %.0f s > the least %.0f s + S", w.Name, name, q.Makespan, q.WarmMakespan)
-		case !w.Burst && q.WaitP95 > 2*s:
-			t.Errorf("%s: %s's p95 wait %.1f s > 2·S = %.0f s", w.Name, name, q.WaitP95, 2*s)
-		}
-		bound := q.BoundSeconds
-		if name == "itemq-pool" {
-			bound = q.PoolBound
-		}
-		if q.WorkerSeconds > 1.15*bound {
-			t.Errorf("%s: %s's worker-seconds %.0f > 1.15 × its bound %.0f", w.Name, name, q.WorkerSeconds, bound)
-		}
 		wait := func(r sim.Result) float64 {
 			if w.Burst {
 				return r.Makespan
 			}
 			return r.WaitP95
 		}
+		for _, name := range []string{Recommended(w), "itemq-pool-tw"} {
+			q := byName[name]
+			if q.Succeeded+q.Dead != q.Items {
+				t.Errorf("%s: %s finished %d+%d of %d items", w.Name, name, q.Succeeded, q.Dead, q.Items)
+			}
+			switch {
+			case w.Burst && q.Makespan > q.WarmMakespan+sim.DefaultS:
+				t.Errorf("%s: %s's makespan %.0f s > the least %.0f s + S", w.Name, name, q.Makespan, q.WarmMakespan)
+			case !w.Burst && q.WaitP95 > 2*s:
+				t.Errorf("%s: %s's p95 wait %.1f s > 2·S = %.0f s", w.Name, name, q.WaitP95, 2*s)
+			}
+			bound := q.BoundSeconds
+			if strings.HasPrefix(name, "itemq-pool") && !w.Burst {
+				bound = q.PoolBound
+			}
+			if q.WorkerSeconds > 1.15*bound {
+				t.Errorf("%s: %s's worker-seconds %.0f > 1.15 × its bound %.0f", w.Name, name, q.WorkerSeconds, bound)
+			}
+			t.Logf("%-16s %-13s p95 %5.2f s  makespan %5.0f s  ÷ bound %.2f  ÷ busy %.2f", w.Name, name, q.WaitP95, q.Makespan, q.WorkerSeconds/bound, q.WorkerSeconds/q.BusySeconds)
+		}
+
+		q := byName[Recommended(w)]
 		others := []string{"keda-default", "keda-accurate", "keda-eager"}
 		if w.Burst {
 			others = append(others, "hpa")
@@ -179,19 +192,34 @@ func TestGoal(t *testing.T) {
 			if w.Burst && strings.HasPrefix(k, "keda-") {
 				tie = 1.07
 				if q.Makespan > o.Makespan/2 {
-					t.Errorf("%s: %s's makespan %.0f s, more than half %s's %.0f s", w.Name, name, q.Makespan, k, o.Makespan)
+					t.Errorf("%s: %s's makespan %.0f s, more than half %s's %.0f s", w.Name, Recommended(w), q.Makespan, k, o.Makespan)
 				}
 			}
 			notWorse := wait(q) <= wait(o)+0.5 && q.WorkerSeconds <= tie*o.WorkerSeconds
 			better := wait(q) < wait(o)-0.5 || q.WorkerSeconds < 0.99*o.WorkerSeconds
 			if !notWorse || !better {
-				t.Errorf("%s: %s wait %.1f s, %.0f worker-s; %s wait %.1f s, %.0f worker-s", w.Name, name, wait(q), q.WorkerSeconds, k, wait(o), o.WorkerSeconds)
+				t.Errorf("%s: %s wait %.1f s, %.0f worker-s; %s wait %.1f s, %.0f worker-s", w.Name, Recommended(w), wait(q), q.WorkerSeconds, k, wait(o), o.WorkerSeconds)
 			}
 		}
-		if h := byName["hpa"]; !w.Burst && (q.WorkerSeconds >= h.WorkerSeconds || q.WaitP95 > 2*s) {
-			t.Errorf("%s: %s %.0f worker-s (p95 %.1f s), the HPA %.0f (p95 %.1f s)", w.Name, name, q.WorkerSeconds, q.WaitP95, h.WorkerSeconds, h.WaitP95)
+
+		tw, h := byName["itemq-pool-tw"], byName["hpa"]
+		if wait(tw) > wait(h) || tw.WorkerSeconds >= h.WorkerSeconds {
+			t.Errorf("%s: itemq-pool-tw wait %.2f s, %.0f worker-s; the HPA wait %.2f s, %.0f worker-s", w.Name, wait(tw), tw.WorkerSeconds, wait(h), h.WorkerSeconds)
 		}
-		t.Logf("%-16s %-10s p95 %5.1f s  makespan %5.0f s  ÷ bound %.2f  ÷ busy %.2f", w.Name, name, q.WaitP95, q.Makespan, q.WorkerSeconds/bound, q.WorkerSeconds/q.BusySeconds)
+		t.Logf("%-16s itemq-pool-tw against the HPA: wait %.2f s (the HPA %.2f s), worker-s ÷ the HPA's %.3f", w.Name, wait(tw), wait(h), tw.WorkerSeconds/h.WorkerSeconds)
+
+		if Recommended(w) == "itemq" {
+			cheapest := math.Inf(1)
+			for _, k := range []string{"keda-default", "keda-accurate", "keda-eager"} {
+				cheapest = min(cheapest, byName[k].WorkerSeconds)
+			}
+			if h.PoolBound <= cheapest {
+				t.Errorf("%s: a planned pool waits no longer than the HPA (p95 %.2f s) for %.0f worker-s, no more than KEDA's %.0f: one setting could beat both", w.Name, h.WaitP95, h.PoolBound, cheapest)
+			}
+			if startP95(w) <= h.WaitP95 {
+				t.Errorf("%s: the pods' p95 start %.2f s is within the HPA's p95 wait %.2f s", w.Name, startP95(w), h.WaitP95)
+			}
+		}
 	}
 }
 
@@ -339,44 +367,4 @@ func TestBurstGoalBeyondEveryController(t *testing.T) {
 		t.Errorf("a warm pool's burst makespan %.0f s meets ideal + S = %.0f s: the goal is within reach, docs/scaling.md is wrong", pool, ideal+sim.DefaultS)
 	}
 	t.Logf("warm pool of %d: makespan %.0f s, ideal + S %.0f s", w.Capacity, pool, ideal+sim.DefaultS)
-}
-
-// The pool sized by Erlang C for a target wait (Scaler.TargetWait, 1 s)
-// against the HPA, at make test's size: on every workload but the burst
-// its p95 wait is no longer than the HPA's and its worker-seconds at most
-// 1 % more (TestGoal's tie); it meets p95 ≤ 2·S, and the burst's
-// makespan is within the least + S. At make sim's size it ties the HPA
-// rather than beating it on every workload (NewItemqPoolTargetWait).
-func TestTargetWaitPoolAgainstTheHPA(t *testing.T) {
-	ws, table := smallTable(t)
-	for i, w := range ws {
-		h := byController(table[i])["hpa"]
-		var q sim.Result
-		var warm float64
-		for _, seed := range []uint64{1, 2} {
-			r := sim.Run(w, sim.NewItemqPoolTargetWait(w.Capacity, time.Second), seed)
-			q.WaitP95 += r.WaitP95 / 2
-			q.WorkerSeconds += r.WorkerSeconds / 2
-			q.Makespan += r.Makespan / 2
-			if r.Succeeded+r.Dead != r.Items {
-				t.Errorf("%s: finished %d+%d of %d items", w.Name, r.Succeeded, r.Dead, r.Items)
-			}
-			if w.Burst {
-				warm += sim.WarmMakespan(w, seed) / 2
-			}
-		}
-		if w.Burst {
-			if q.Makespan > warm+sim.DefaultS {
-				t.Errorf("%s: makespan %.0f s > the least %.0f s + S", w.Name, q.Makespan, warm)
-			}
-			continue
-		}
-		if s := w.MeanService(w.Horizon); q.WaitP95 > 2*s {
-			t.Errorf("%s: p95 wait %.1f s > 2·S", w.Name, q.WaitP95)
-		}
-		if q.WaitP95 > h.WaitP95 || q.WorkerSeconds > 1.01*h.WorkerSeconds {
-			t.Errorf("%s: p95 %.2f s, %.0f worker-s; the HPA p95 %.2f s, %.0f worker-s", w.Name, q.WaitP95, q.WorkerSeconds, h.WaitP95, h.WorkerSeconds)
-		}
-		t.Logf("%-16s p95 %.2f s (HPA %.2f s), worker-s ÷ the HPA's %.3f", w.Name, q.WaitP95, h.WaitP95, q.WorkerSeconds/h.WorkerSeconds)
-	}
 }

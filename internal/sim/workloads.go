@@ -127,11 +127,14 @@ func fmtRho(rho float64) string {
 }
 
 // Controllers returns every controller of the comparison, fresh (they keep
-// state), for a cluster of the given capacity.
-func Controllers(capacity int) []Controller {
+// state), for the workload's cluster (its capacity; its pods' mean start
+// for itemq-pool-tw's scale-down delay, as a user would set it).
+func Controllers(w Workload) []Controller {
+	capacity := w.Capacity
 	return []Controller{
 		NewItemq(capacity),
 		NewItemqPool(capacity),
+		NewItemqPoolTargetWait(capacity, TargetWait, ScaleDownDelay(w.MeanStartDelay)),
 		NewItemqPoolJobDefaults(capacity),
 		&KEDA{Strategy: "default", Max: capacity, Poll: 30},
 		&KEDA{Strategy: "accurate", Max: capacity, Poll: 30},

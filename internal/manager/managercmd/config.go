@@ -48,7 +48,8 @@ type Config struct {
 	MinActive         int           `env:"MANAGER_MIN_ACTIVE" envDefault:"1"`
 	TargetUtilization float64       `env:"MANAGER_TARGET_UTILIZATION" envDefault:"0.9"`
 	DrainTime         time.Duration `env:"MANAGER_DRAIN_TIME" envDefault:"5s"`
-	ScaleDownDelay    time.Duration `env:"MANAGER_SCALE_DOWN_DELAY"` // default 30s, 1s with the pool (manager.Config)
+	ScaleDownDelay    time.Duration `env:"MANAGER_SCALE_DOWN_DELAY"` // default 30s, 1s with the pool, 4s with the pool and a target wait (manager.Config)
+	TargetWait        time.Duration `env:"MANAGER_TARGET_WAIT"`
 	CreateRate        float64       `env:"MANAGER_CREATE_RATE" envDefault:"0"`
 	CreateBurst       int           `env:"MANAGER_CREATE_BURST" envDefault:"100"`
 	DispatchWorkers   int           `env:"MANAGER_DISPATCH_WORKERS" envDefault:"8"`
@@ -158,6 +159,8 @@ func (c *Config) validate(environ []string) error {
 		return fmt.Errorf("MANAGER_MIN_ACTIVE=%d: must be between 0 and MANAGER_MAX_ACTIVE (%d)", c.MinActive, c.MaxActive)
 	case c.TargetUtilization <= 0 || c.TargetUtilization > 1:
 		return fmt.Errorf("MANAGER_TARGET_UTILIZATION=%v: must be in (0, 1]", c.TargetUtilization)
+	case c.TargetWait < 0:
+		return fmt.Errorf("MANAGER_TARGET_WAIT=%v: must be ≥ 0 (0: size for MANAGER_TARGET_UTILIZATION)", c.TargetWait)
 	case c.MaxAttempts < 1:
 		return fmt.Errorf("MANAGER_MAX_ATTEMPTS=%d: must be at least 1", c.MaxAttempts)
 	case c.CreateRate < 0:

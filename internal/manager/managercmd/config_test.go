@@ -83,6 +83,8 @@ func TestConfigAndExecutorEnv(t *testing.T) {
 		{"MANAGER_QUEUE=Not_A_Label"},
 		{"MANAGER_MAX_ATTEMPTS=0"},
 		{"MANAGER_TARGET_UTILIZATION=1.5"},
+		{"MANAGER_TARGET_WAIT=-1s"},
+		{"MANAGER_TARGET_WAIT=1"}, // no unit
 		{"MANAGER_MIN_ACTIVE=9", "MANAGER_MAX_ACTIVE=2"},
 		{"MANAGER_RESYNC=soon"},
 		{"MANAGER_PRIORITY_LOW_SHARE=1.5"},
@@ -94,6 +96,9 @@ func TestConfigAndExecutorEnv(t *testing.T) {
 		if _, err := loadConfig(append(slices.Clone(environ), bad...)); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
+	}
+	if c, err := loadConfig(append(slices.Clone(environ), "MANAGER_TARGET_WAIT=1500ms")); err != nil || c.TargetWait != 1500*time.Millisecond {
+		t.Errorf("MANAGER_TARGET_WAIT=1500ms: %v %v", c.TargetWait, err)
 	}
 	c, err = loadConfig(append(slices.Clone(environ), "MANAGER_FAIR_KEY=tenant", "MANAGER_FAIR_WEIGHTS=gold=3, free=0.5"))
 	if err != nil || c.weights["gold"] != 3 || c.weights["free"] != 0.5 {

@@ -69,7 +69,7 @@ func Run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	mcfg := manager.Config{
 		Queue: cfg.Queue, MinActive: cfg.MinActive, MaxActive: cfg.MaxActive,
-		TargetUtilization: cfg.TargetUtilization, DrainTime: cfg.DrainTime, ScaleDownDelay: cfg.ScaleDownDelay, Pool: cfg.Execution == "pool",
+		TargetUtilization: cfg.TargetUtilization, DrainTime: cfg.DrainTime, ScaleDownDelay: cfg.ScaleDownDelay, TargetWait: cfg.TargetWait, Pool: cfg.Execution == "pool",
 		CreateRate: cfg.CreateRate, CreateBurst: cfg.CreateBurst, Resync: cfg.Resync, Retention: cfg.Retention,
 		DispatchWorkers: cfg.DispatchWorkers, OutputURL: cfg.jobEnv["OUTPUT_URL"], Log: log,
 		Fair: manager.Fair{PriorityField: cfg.PriorityField, LowShare: cfg.PriorityShare, KeyField: cfg.FairKey,
