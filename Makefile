@@ -63,6 +63,7 @@ chaos: test-deps ## the chaos runs in full: 2,000 items each with the dir and th
 
 sim: ## the scaling simulator in full: every workload through itemq's scaler and the queue-length controllers; writes docs/scaling/ (results.md and plots)
 	$(GO) run ./hack/sim -size 1 -seeds 3 -out docs/scaling
+	ITEMQ_SIM_FULL=1 $(GO) test -count=1 -run 'TestLeanPoolBound' ./internal/sim/
 
 demo: build ## the video thumbnail generator on this machine (WATCH=1 keeps it running)
 	@command -v ffmpeg >/dev/null || ./hack/deps/10-apt.sh >/dev/null

@@ -46,9 +46,9 @@ type Config struct {
 	Pool bool
 	// TargetWait, when set, sizes the parallelism for a wait rather than a
 	// utilisation (Scaler.TargetWait: Erlang C, P(wait > TargetWait) ≤
-	// 5 %); with Pool, S is then averaged with TargetWaitAlpha and the
-	// parallelism shrinks a step every TargetWaitScaleDownDelay unless
-	// ScaleDownDelay is set (MANAGER_TARGET_WAIT, docs/scaling.md).
+	// 5 %); with Pool, the parallelism then shrinks a step every
+	// TargetWaitScaleDownDelay unless ScaleDownDelay is set
+	// (MANAGER_TARGET_WAIT, docs/scaling.md).
 	TargetWait time.Duration
 	// CreateRate bounds job creations per second (0: unbounded); CreateBurst is the bucket size.
 	CreateRate  float64

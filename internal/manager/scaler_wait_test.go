@@ -56,18 +56,21 @@ func TestScalerTargetWait(t *testing.T) {
 	}
 }
 
-// With TargetWait set, S is the mean of the attempts so far until there
-// are 1/Alpha of them, then the EWMA; without it, the EWMA from the first.
-func TestScalerTargetWaitMeanFirst(t *testing.T) {
-	for _, tc := range []struct {
-		tw   time.Duration
-		want float64
-	}{{time.Second, 15}, {0, 10.1}} {
-		s := &Scaler{Alpha: 0.01, TargetWait: tc.tw}
-		s.Served(10 * time.Second)
-		s.Served(20 * time.Second)
-		if got := s.Update(time.Unix(0, 0), 0).S; math.Abs(got-tc.want) > 1e-9 {
-			t.Errorf("TargetWait %v: S = %v after 10 s and 20 s, want %v", tc.tw, got, tc.want)
-		}
+// S is the mean of the attempts so far until there are 1/Alpha of them,
+// then the EWMA (before, the EWMA from the first: with the pool's Alpha
+// the first attempt weighed as much as the next two hundred).
+func TestScalerMeanFirst(t *testing.T) {
+	s := &Scaler{Alpha: 0.01}
+	s.Served(10 * time.Second)
+	s.Served(20 * time.Second)
+	if got := s.Update(time.Unix(0, 0), 0).S; math.Abs(got-15) > 1e-9 {
+		t.Errorf("S = %v after 10 s and 20 s, want their mean 15", got)
+	}
+	for range 98 {
+		s.Served(15 * time.Second)
+	}
+	s.Served(115 * time.Second) // the 101st: the EWMA, weight 0.01
+	if got := s.Update(time.Unix(0, 0), 0).S; math.Abs(got-16) > 1e-9 {
+		t.Errorf("S = %v after 100 attempts of mean 15 s and one of 115 s, want 15 + 0.01·100 = 16", got)
 	}
 }

@@ -62,19 +62,33 @@ const TargetWait = 1250 * time.Millisecond
 
 // NewItemqPoolTargetWait is itemq in the pool execution model with
 // MANAGER_TARGET_WAIT=tw: c sized by Erlang C for P(wait > tw) ≤ 5 %
-// rather than for ρ, S averaged over more attempts
-// (manager.TargetWaitAlpha), a worker fewer per scaleDown (0: the
-// manager's default with a target wait, manager.TargetWaitScaleDownDelay)
-// — as the manager's Config.Pool with Config.TargetWait.
+// rather than for ρ, a worker fewer per scaleDown (0: the manager's
+// default with a target wait, manager.TargetWaitScaleDownDelay) — as the
+// manager's Config.Pool with Config.TargetWait.
 func NewItemqPoolTargetWait(max int, tw, scaleDown time.Duration) *Itemq {
 	c := NewItemqPool(max)
 	if scaleDown == 0 {
 		scaleDown = manager.TargetWaitScaleDownDelay
 	}
-	c.S.TargetWait, c.S.Alpha, c.S.ScaleDownDelay = tw, manager.TargetWaitAlpha, scaleDown
+	c.S.TargetWait, c.S.ScaleDownDelay = tw, scaleDown
 	c.name = "itemq-pool-tw"
 	return c
 }
+
+// NewItemqPoolLean is itemq in the pool execution model set for the least
+// cost within a wait of about S: MANAGER_TARGET_UTILIZATION=1 (workers as
+// many as the load, λ·S) and MANAGER_DRAIN_TIME=60s (a backlog drains
+// within a minute rather than 5 s, so short queues are left to the
+// workers there are) — the manager's settings, nothing new.
+func NewItemqPoolLean(max int) *Itemq {
+	c := NewItemqPool(max)
+	c.S.Rho, c.S.DrainTime = 1, LeanDrainTime
+	c.name = "itemq-pool-lean"
+	return c
+}
+
+// LeanDrainTime is itemq-pool-lean's MANAGER_DRAIN_TIME.
+const LeanDrainTime = 60 * time.Second
 
 // ScaleDownDelay is what docs/scaling.md tells a user of the pool with a
 // target wait to set MANAGER_SCALE_DOWN_DELAY to for pods that start in

@@ -552,7 +552,9 @@ func (r *run) resize(n int) {
 			alive++
 		}
 	}
-	for ; alive < n; alive++ {
+	// New pods only within the cluster's capacity, which pods draining
+	// their last item still hold: the rest at a later decision.
+	for ; alive < n && len(r.pods) < r.w.Capacity; alive++ {
 		r.newPod()
 	}
 	for _, phase := range []func(*pod) bool{

@@ -135,6 +135,7 @@ func Controllers(w Workload) []Controller {
 		NewItemq(capacity),
 		NewItemqPool(capacity),
 		NewItemqPoolTargetWait(capacity, TargetWait, ScaleDownDelay(w.MeanStartDelay)),
+		NewItemqPoolLean(capacity),
 		NewItemqPoolJobDefaults(capacity),
 		&KEDA{Strategy: "default", Max: capacity, Poll: 30},
 		&KEDA{Strategy: "accurate", Max: capacity, Poll: 30},
