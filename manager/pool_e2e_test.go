@@ -27,8 +27,16 @@ func TestEndToEndPool(t *testing.T) {
 	all := slices.Concat(ok, flaky, bad)
 	r.put(all...)
 	mgr := r.manager("MANAGER_EXECUTION=pool", "MANAGER_POOL_TOKEN=e2e-pool-token-0123456789", "MANAGER_POOL_LEASE_TTL=2s",
-		"MANAGER_MIN_ACTIVE=1", "MANAGER_MAX_ACTIVE=3")
+		"MANAGER_MIN_ACTIVE=1", "MANAGER_MAX_ACTIVE=3", "MANAGER_TARGET_WAIT=1s")
 	r.waitArchived(all, bad, 3*time.Minute)
+
+	// MANAGER_TARGET_WAIT reaches the scaler: c by Erlang C, the pool's
+	// scale-down delay with a target wait.
+	var sc itemapi.Scaling
+	getJSON(t, mgr.URL()+"/v1/scaling", &sc)
+	if sc.TargetWaitSeconds != 1 || sc.ScaleDownDelaySeconds != 4 || !strings.HasPrefix(sc.Reason, "Erlang C") {
+		t.Errorf("GET /v1/scaling with MANAGER_TARGET_WAIT=1s: target wait %v s, scale-down delay %v s, reason %q", sc.TargetWaitSeconds, sc.ScaleDownDelaySeconds, sc.Reason)
+	}
 
 	count := map[string]int{}
 	for _, n := range testutil.ReadLines(t, filepath.Join(r.logs, "done.log")) {
