@@ -171,12 +171,13 @@ func (s *Scaler) Update(now time.Time, backlog int) Observation {
 		want = int(math.Ceil(raw - 1e-9))
 		reason = fmt.Sprintf("ceil((λ %.3g/s + backlog %d/%v)·S %.3gs / ρ %.2g) = %d", lam, backlog, s.DrainTime, s.service, rho, want)
 	}
-	if want < lo {
-		want = lo
+	if want < lo && s.service > 0 {
+		reason += fmt.Sprintf("; raised to the min %d", lo)
 	}
 	if want > hi {
-		want = hi
+		reason += fmt.Sprintf("; capped at the max %d", hi)
 	}
+	want = min(max(want, lo), hi)
 	prev := s.c
 	switch {
 	case prev == 0 || want >= prev:

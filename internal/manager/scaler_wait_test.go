@@ -2,6 +2,7 @@ package manager
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -72,5 +73,21 @@ func TestScalerMeanFirst(t *testing.T) {
 	s.Served(115 * time.Second) // the 101st: the EWMA, weight 0.01
 	if got := s.Update(time.Unix(0, 0), 0).S; math.Abs(got-16) > 1e-9 {
 		t.Errorf("S = %v after 100 attempts of mean 15 s and one of 115 s, want 15 + 0.01·100 = 16", got)
+	}
+}
+
+// The reason says when c is held at a bound: GET /v1/scaling showed
+// "… = 6" beside a c of 2.
+func TestScalerReasonNamesTheBound(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	s := &Scaler{Min: 1, Max: 2, DrainTime: 5 * time.Second}
+	s.Served(time.Second)
+	if o := s.Update(t0, 18); o.C != 2 || !strings.HasSuffix(o.Reason, "= 4; capped at the max 2") {
+		t.Errorf("c %d, reason %q", o.C, o.Reason)
+	}
+	s = &Scaler{Min: 3, Max: 10}
+	s.Served(time.Second)
+	if o := s.Update(t0, 0); o.C != 3 || !strings.HasSuffix(o.Reason, "= 0; raised to the min 3") {
+		t.Errorf("c %d, reason %q", o.C, o.Reason)
 	}
 }
