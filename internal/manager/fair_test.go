@@ -385,3 +385,47 @@ func TestPriorityOrderFromTheFirstStart(t *testing.T) {
 		t.Errorf("the first four started: %v, want the priority-4 items %v", first, want)
 	}
 }
+
+// failFirst fails each item's first attempt, then runs as its recorder.
+type failFirst struct {
+	*recorder
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (f *failFirst) Launch(ctx context.Context, a *local.Attempt) (int, error) {
+	code, err := f.recorder.Launch(ctx, a)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil && !f.seen[a.Item.Name] {
+		f.seen[a.Item.Name] = true
+		return 1, nil
+	}
+	return code, err
+}
+
+// The per-key cap holds through retries: a job waiting for its next
+// attempt still counts against its key (it holds no slot of c), so the
+// key's next item does not start beside the retry. Before, the wait
+// released the key, its next item started, and the retry ran beside it:
+// two of a key capped at one.
+func TestFairKeyCapHoldsThroughRetries(t *testing.T) {
+	mem := memsource.New()
+	rec := &failFirst{recorder: newRecorder(30 * time.Millisecond), seen: map[string]bool{}}
+	start(t, mem, t.TempDir(), rec, func(c *manager.Config, _ *local.Config) {
+		c.MaxActive, c.MinActive = 4, 4
+		c.Fair = manager.Fair{KeyField: "tenant", KeyCap: 1}
+	})
+	var all []string
+	for i := range 8 {
+		n := fmt.Sprintf("a%02d", i)
+		putData(t, mem, n, `{"tenant":"a"}`)
+		all = append(all, n)
+	}
+	waitOutcomes(t, mem, all, itemapi.Succeeded)
+	rec.recorder.mu.Lock()
+	defer rec.recorder.mu.Unlock()
+	if rec.most["a"] != 1 {
+		t.Errorf("tenant a had %d attempts at once, want 1 (the cap)", rec.most["a"])
+	}
+}

@@ -935,10 +935,16 @@ func (m *Manager) setJobLocked(j runner.Job) {
 	if old := m.jobs[j.Item]; old != nil && old.Active() {
 		m.active--
 	}
-	if j.Active() {
+	switch {
+	case j.Active():
 		m.active++
 		m.fq.Hold(j.Item) // against its key's cap (once; a popped item is held already)
-	} else {
+	case !j.Phase.Finished():
+		// Waiting for its next attempt: no slot of c, but still a job of
+		// its key, whose retry the runner starts on its own — the key's
+		// next item must not start beside it (MANAGER_FAIR_KEY_CAP).
+		m.fq.Hold(j.Item)
+	default:
 		m.releaseLocked(j.Item)
 	}
 	jc := j
