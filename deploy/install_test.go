@@ -497,7 +497,7 @@ func TestIntegrationPoolRBAC(t *testing.T) {
 	workers := func(token string) *kube.Workers {
 		t.Helper()
 		w, err := kube.NewWorkers(sa, kube.WorkersConfig{Queue: queue, Namespace: ns, Template: tmpl, Command: command,
-			URL: env["MANAGER_POOL_URL"], Token: token,
+			URL: env["MANAGER_POOL_URL"], Token: token, Owner: env["MANAGER_POOL_OWNER"],
 			Log: slog.New(slog.NewTextHandler(&warnings, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 		if err != nil {
 			t.Fatal(err)
@@ -575,6 +575,21 @@ func TestIntegrationPoolRBAC(t *testing.T) {
 	if err != nil || after.Annotations[kube.AnnotationSpecHash] == before.Annotations[kube.AnnotationSpecHash] {
 		t.Errorf("the workers' Deployment did not roll with the new token: %v", err)
 	}
+
+	// helm uninstall takes the workers with it: their Deployment and
+	// Secret are owned by the job template's ConfigMap (MANAGER_POOL_OWNER).
+	defer func() {
+		helm(t, cp.Kubeconfig, "uninstall", rel, "--namespace", ns)
+		testutil.Eventually(t, time.Minute, "the workers gone with the release", func() error {
+			if _, err := admin.AppsV1().Deployments(ns).Get(ctx, kube.DeploymentName(queue), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("the workers' Deployment: %v", err)
+			}
+			if _, err := admin.CoreV1().Secrets(ns).Get(ctx, queue+"-pool", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("the workers' Secret: %v", err)
+			}
+			return nil
+		})
+	}()
 
 	// Nothing beyond.
 	can := func(verb, group, resource, name string) bool {

@@ -17,6 +17,8 @@ import (
 	"time"
 	"unicode"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/itemq/itemq/internal/config"
 	"github.com/itemq/itemq/internal/httpapi"
 	"github.com/itemq/itemq/internal/inputallow"
@@ -39,6 +41,7 @@ type Config struct {
 	PoolToken    string        `env:"MANAGER_POOL_TOKEN"`
 	PoolURL      string        `env:"MANAGER_POOL_URL"`
 	PoolLeaseTTL time.Duration `env:"MANAGER_POOL_LEASE_TTL" envDefault:"15s"`
+	PoolOwner    string        `env:"MANAGER_POOL_OWNER"`
 
 	Command    string `env:"MANAGER_COMMAND"`
 	Steps      string `env:"MANAGER_STEPS"`
@@ -199,6 +202,10 @@ func (c *Config) validate(environ []string) error {
 		return fmt.Errorf("MANAGER_EXECUTION=pool on Kubernetes needs MANAGER_POOL_URL: the manager's address as its worker pods reach it (e.g. http://itemq-manager.<namespace>.svc:8081)")
 	case c.Execution == "pool" && c.PoolURL != "" && !strings.HasPrefix(c.PoolURL, "http://") && !strings.HasPrefix(c.PoolURL, "https://"):
 		return fmt.Errorf("MANAGER_POOL_URL=%q: want an http:// or https:// URL", c.PoolURL)
+	case c.PoolOwner != "" && (c.Execution != "pool" || c.Runner != "kubernetes"):
+		return fmt.Errorf("MANAGER_POOL_OWNER is for MANAGER_EXECUTION=pool with MANAGER_RUNNER=kubernetes: the ConfigMap that owns the workers' Deployment")
+	case c.PoolOwner != "" && len(validation.IsDNS1123Subdomain(c.PoolOwner)) > 0:
+		return fmt.Errorf("MANAGER_POOL_OWNER=%q: not a ConfigMap name (%s)", c.PoolOwner, strings.Join(validation.IsDNS1123Subdomain(c.PoolOwner), "; "))
 	case c.Execution == "pool" && c.PoolLeaseTTL < time.Second:
 		return fmt.Errorf("MANAGER_POOL_LEASE_TTL=%v: at least 1s", c.PoolLeaseTTL)
 	case c.DispatchWorkers < 1:

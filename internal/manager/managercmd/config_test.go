@@ -84,6 +84,7 @@ func TestConfigAndExecutorEnv(t *testing.T) {
 		{"MANAGER_MAX_ATTEMPTS=0"},
 		{"MANAGER_TARGET_UTILIZATION=1.5"},
 		{"MANAGER_TARGET_WAIT=-1s"},
+		{"MANAGER_POOL_OWNER=cm"}, // without the pool on Kubernetes
 		{"MANAGER_TARGET_WAIT=1"}, // no unit
 		{"MANAGER_MIN_ACTIVE=9", "MANAGER_MAX_ACTIVE=2"},
 		{"MANAGER_RESYNC=soon"},

@@ -191,10 +191,10 @@ func newKubePool(cfg *Config, lcfg local.Config, environ []string, log *slog.Log
 		command = cfg.steps[0]
 	}
 	workers, err := kube.NewWorkers(client, kube.WorkersConfig{Queue: cfg.Queue, Namespace: ns, Template: tmpl, Command: command,
-		Env: cfg.jobEnv, URL: cfg.PoolURL, Token: cfg.PoolToken, Log: log})
+		Env: cfg.jobEnv, URL: cfg.PoolURL, Token: cfg.PoolToken, Owner: cfg.PoolOwner, Log: log})
 	if err != nil {
 		return nil, usageError{fmt.Errorf("MANAGER_JOB_TEMPLATE %s: %w", kc.JobTemplate, err)}
 	}
-	log.Info("pool on kubernetes", "namespace", ns, "server", host, "deployment", kube.DeploymentName(cfg.Queue), "url", cfg.PoolURL)
+	log.Info("pool on kubernetes", "namespace", ns, "server", host, "deployment", kube.DeploymentName(cfg.Queue), "url", cfg.PoolURL, "owner", cfg.PoolOwner)
 	return newPool(cfg, lcfg, workers)
 }

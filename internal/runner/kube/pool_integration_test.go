@@ -232,3 +232,69 @@ func TestIntegrationPool(t *testing.T) {
 		t.Errorf("c = %d after the load, want 1", sc.C)
 	}
 }
+
+// With an owner (MANAGER_POOL_OWNER), the pool's Deployment and Secret go
+// when the owner goes — helm uninstall deletes the chart's job-template
+// ConfigMap — where before they were left, their workers polling a
+// manager that was no more. A pool made before the owner was set gets it
+// at the next Scale; an owner that does not exist is an error naming it,
+// and nothing is made.
+func TestIntegrationPoolOwner(t *testing.T) {
+	cp := kubetest.Get(t)
+	ns := cp.Namespace(t)
+	ctx := context.Background()
+	client, err := kubernetes.NewForConfig(cp.RestConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	workers := func(owner string) *kube.Workers {
+		t.Helper()
+		w, err := kube.NewWorkers(client, kube.WorkersConfig{Queue: "q", Namespace: ns, Template: testTemplate(nil, false),
+			URL: "http://manager.example:8081", Token: poolToken, Owner: owner})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	if err := workers("missing").Scale(ctx, 1, nil); err == nil || !strings.Contains(err.Error(), "ConfigMap missing") {
+		t.Fatalf("an owner that does not exist: %v", err)
+	}
+	if _, err := client.AppsV1().Deployments(ns).Get(ctx, kube.DeploymentName("q"), metav1.GetOptions{}); err == nil {
+		t.Fatal("the Deployment was made without its owner")
+	}
+	// Made before the owner was set, then owned at the next Scale.
+	if err := workers("").Scale(ctx, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "rel-itemq-job-template"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := workers(cm.Name).Scale(ctx, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	ownedBy := func(refs []metav1.OwnerReference) bool {
+		return len(refs) == 1 && refs[0].UID == cm.UID && refs[0].Kind == "ConfigMap" && refs[0].Name == cm.Name
+	}
+	d, err := client.AppsV1().Deployments(ns).Get(ctx, kube.DeploymentName("q"), metav1.GetOptions{})
+	if err != nil || !ownedBy(d.OwnerReferences) {
+		t.Fatalf("the Deployment's owners: %v %+v", err, d.OwnerReferences)
+	}
+	s, err := client.CoreV1().Secrets(ns).Get(ctx, "q-pool", metav1.GetOptions{})
+	if err != nil || !ownedBy(s.OwnerReferences) {
+		t.Fatalf("the Secret's owners: %v %+v", err, s.OwnerReferences)
+	}
+	// The owner goes: the garbage collector takes the pool with it.
+	if err := client.CoreV1().ConfigMaps(ns).Delete(ctx, cm.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, time.Minute, "the pool deleted with its owner", func() error {
+		if _, err := client.AppsV1().Deployments(ns).Get(ctx, kube.DeploymentName("q"), metav1.GetOptions{}); err == nil {
+			return fmt.Errorf("the Deployment is still there")
+		}
+		if _, err := client.CoreV1().Secrets(ns).Get(ctx, "q-pool", metav1.GetOptions{}); err == nil {
+			return fmt.Errorf("the Secret is still there")
+		}
+		return nil
+	})
+}

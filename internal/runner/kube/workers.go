@@ -50,7 +50,12 @@ type WorkersConfig struct {
 	// URL is the manager as the workers reach it (MANAGER_POOL_URL);
 	// Token their bearer token (MANAGER_POOL_TOKEN).
 	URL, Token string
-	Log        *slog.Logger
+	// Owner, when set, is a ConfigMap of the namespace that owns the
+	// Deployment and the Secret (MANAGER_POOL_OWNER): deleting it deletes
+	// them (Kubernetes' garbage collector), as helm uninstall deletes the
+	// chart's job-template ConfigMap. The manager needs get on it.
+	Owner string
+	Log   *slog.Logger
 }
 
 // Workers keeps the pool's Deployment: a pool.Workers.
@@ -59,6 +64,7 @@ type Workers struct {
 	cfg    WorkersConfig
 	deploy *appsv1.Deployment
 	secret *corev1.Secret
+	owner  *metav1.OwnerReference // Owner's, once read
 	log    *slog.Logger
 }
 
@@ -140,6 +146,9 @@ func (w *Workers) Deployment() *appsv1.Deployment { return w.deploy.DeepCopy() }
 // Scale makes the Deployment exist, up to date, with n replicas; on a
 // scale-down the idle workers' pods are marked to go first.
 func (w *Workers) Scale(ctx context.Context, n int, idle []string) error {
+	if err := w.resolveOwner(ctx); err != nil {
+		return err
+	}
 	if err := w.ensureSecret(ctx); err != nil {
 		return err
 	}
@@ -152,6 +161,7 @@ func (w *Workers) Scale(ctx context.Context, n int, idle []string) error {
 		if apierrors.IsNotFound(err) {
 			d := w.deploy.DeepCopy()
 			d.Spec.Replicas = ptr.To(int32(n))
+			d.OwnerReferences = w.withOwner(nil)
 			if _, err := deploys.Create(ctx, d, metav1.CreateOptions{FieldManager: "itemq-manager"}); err != nil && !apierrors.IsAlreadyExists(err) {
 				return fmt.Errorf("create the pool's Deployment %s: %w", d.Name, err)
 			}
@@ -163,7 +173,8 @@ func (w *Workers) Scale(ctx context.Context, n int, idle []string) error {
 		}
 		have := int(ptr.Deref(cur.Spec.Replicas, 1))
 		stale := cur.Annotations[AnnotationSpecHash] != w.deploy.Annotations[AnnotationSpecHash]
-		if have == n && !stale {
+		unowned := !w.owned(cur.OwnerReferences)
+		if have == n && !stale && !unowned {
 			return nil
 		}
 		if n < have && !marked {
@@ -177,6 +188,7 @@ func (w *Workers) Scale(ctx context.Context, n int, idle []string) error {
 			d.Spec.Selector, d.Spec.Template = w.deploy.Spec.Selector, w.deploy.Spec.Template
 			w.log.Info("pool: the workers' spec changed; rolling them", "deployment", d.Name)
 		}
+		d.OwnerReferences = w.withOwner(d.OwnerReferences)
 		if _, err := deploys.Update(ctx, d, metav1.UpdateOptions{FieldManager: "itemq-manager"}); err != nil {
 			if apierrors.IsConflict(err) {
 				return err
@@ -203,7 +215,9 @@ func (w *Workers) ensureSecret(ctx context.Context) error {
 	secrets := w.client.CoreV1().Secrets(w.cfg.Namespace)
 	cur, err := secrets.Get(ctx, w.secret.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		if _, err := secrets.Create(ctx, w.secret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		s := w.secret.DeepCopy()
+		s.OwnerReferences = w.withOwner(nil)
+		if _, err := secrets.Create(ctx, s, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create the pool's Secret %s: %w", w.secret.Name, err)
 		}
 		return nil
@@ -211,13 +225,42 @@ func (w *Workers) ensureSecret(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read the pool's Secret %s: %w", w.secret.Name, err)
 	}
-	if string(cur.Data[poolTokenKey]) == w.cfg.Token {
+	if string(cur.Data[poolTokenKey]) == w.cfg.Token && w.owned(cur.OwnerReferences) {
 		return nil
 	}
 	cur = cur.DeepCopy()
 	cur.Data = w.secret.Data
+	cur.OwnerReferences = w.withOwner(cur.OwnerReferences)
 	if _, err := secrets.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("update the pool's Secret %s: %w", w.secret.Name, err)
 	}
 	return nil
+}
+
+// resolveOwner reads the owner ConfigMap's UID, once. A Deployment owned
+// by a UID that does not exist would be deleted by the garbage collector
+// at once: without the owner, the pool is not made.
+func (w *Workers) resolveOwner(ctx context.Context) error {
+	if w.cfg.Owner == "" || w.owner != nil {
+		return nil
+	}
+	cm, err := w.client.CoreV1().ConfigMaps(w.cfg.Namespace).Get(ctx, w.cfg.Owner, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("read the pool's owner, the ConfigMap %s (MANAGER_POOL_OWNER): %w", w.cfg.Owner, err)
+	}
+	w.owner = &metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: cm.Name, UID: cm.UID}
+	return nil
+}
+
+// owned says whether refs has the owner (always true without one).
+func (w *Workers) owned(refs []metav1.OwnerReference) bool {
+	return w.owner == nil || slices.ContainsFunc(refs, func(r metav1.OwnerReference) bool { return r.UID == w.owner.UID })
+}
+
+// withOwner is refs with the owner added (refs itself without one).
+func (w *Workers) withOwner(refs []metav1.OwnerReference) []metav1.OwnerReference {
+	if w.owned(refs) {
+		return refs
+	}
+	return append(slices.Clone(refs), *w.owner)
 }
