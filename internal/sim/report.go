@@ -16,6 +16,13 @@ import (
 // autoscaler sizes gets its PoolBound, a burst its WarmMakespan. The runs
 // go in parallel, on up to GOMAXPROCS goroutines.
 func Table(workloads []Workload, seeds []uint64) [][]Result {
+	return TableOf(workloads, seeds, Controllers, true)
+}
+
+// TableOf is Table with the controllers of each workload given (fresh ones
+// at each call), and without the PoolBound searches when bounds is false
+// (they take most of the time at full size).
+func TableOf(workloads []Workload, seeds []uint64, controllers func(Workload) []Controller, bounds bool) [][]Result {
 	runs := make([][][]Result, len(workloads)) // by workload, controller, seed
 	warm := make([][]float64, len(workloads))  // WarmMakespan by workload, seed
 	var wg sync.WaitGroup
@@ -30,16 +37,16 @@ func Table(workloads []Workload, seeds []uint64) [][]Result {
 		}()
 	}
 	for i, w := range workloads {
-		n := len(Controllers(w))
+		n := len(controllers(w))
 		runs[i] = make([][]Result, n)
 		warm[i] = make([]float64, len(seeds))
 		for k := range n {
 			runs[i][k] = make([]Result, len(seeds))
 			for j, seed := range seeds {
 				do(func() {
-					c := Controllers(w)[k]
+					c := controllers(w)[k]
 					r := Run(w, c, seed)
-					if _, warm := c.(Warm); c.Model() == Pool && !warm {
+					if _, warm := c.(Warm); bounds && c.Model() == Pool && !warm {
 						b := PoolBound(w, seed, r.WaitP95)
 						r.PoolBound = b.WorkerSeconds
 					}
@@ -87,7 +94,10 @@ func mean(runs []Result) Result {
 	}
 	m.Items = avgI(func(r Result) int { return r.Items })
 	m.Succeeded = avgI(func(r Result) int { return r.Succeeded })
-	m.Dead = avgI(func(r Result) int { return r.Dead })
+	// Dead from the finished items' mean, so that Succeeded + Dead is
+	// Items when every run finished every item (each rounded alone, they
+	// could be one off).
+	m.Dead = avgI(func(r Result) int { return r.Succeeded + r.Dead }) - m.Succeeded
 	m.WaitMean = avg(func(r Result) float64 { return r.WaitMean })
 	m.WaitP50 = avg(func(r Result) float64 { return r.WaitP50 })
 	m.WaitP95 = avg(func(r Result) float64 { return r.WaitP95 })
